@@ -1,0 +1,34 @@
+"""scripts/check_report.py: a rendered report's claim pages carry paper-vs-measured, a CSV and a PNG."""
+
+import json
+import runpy
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "check_report.py"
+check_report = runpy.run_path(str(SCRIPT))
+
+
+def _result(tmp: Path, name: str, claim: str | None, attachments: list[tuple[str, str]]) -> None:
+    steps = [{"type": "attachment", "link": {"name": n, "contentType": t}} for n, t in attachments]
+    labels = [{"name": "feature", "value": claim}] if claim else []
+    d = tmp / "data" / "test-results"
+    d.mkdir(parents=True, exist_ok=True)
+    (d / f"{name}.json").write_text(json.dumps({"name": name, "status": "passed", "labels": labels,
+                                                "steps": [{"type": "step", "steps": steps}]}))
+
+
+def test_complete_and_incomplete_claims(tmp_path, capsys):
+    _result(tmp_path, "a3", "A3", [("A3 paper vs measured", "text/csv"), ("fig", "image/png")])
+    _result(tmp_path, "a4_table_only", "A4", [("A4 paper vs measured", "text/csv")])
+    _result(tmp_path, "unit", None, [])
+    rows = check_report["claim_tests"](tmp_path)
+    assert {r["test"] for r in rows} == {"a3", "a4_table_only"}
+    problems = check_report["check"](rows)
+    assert problems["A3"] == []
+    assert problems["A4"] == ["no test of this claim carries both a CSV table and a PNG figure"]
+    assert check_report["main"](["x", str(tmp_path)]) == 1
+    assert "1/2 claim ids have complete report pages" in capsys.readouterr().out
+
+
+def test_missing_report_is_an_error(tmp_path):
+    assert check_report["main"](["x", str(tmp_path / "nowhere")]) == 1
