@@ -3,19 +3,31 @@
     with Anvil(block_time=1, gas_limit=2_500_000) as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
 
-Listens on 127.0.0.1 on an OS-assigned port (a port already in use is
-refused), runs in its own process group, is ready when ``eth_chainId``
-answers (raced against exit and a timeout), keeps its log file.
+Listens on 127.0.0.1. Without an explicit ``port`` anvil binds port 0 itself and the harness reads
+the port it reports on stdout ("Listening on 127.0.0.1:PORT"), raced against the process exiting and
+a timeout: no pick-then-bind race, and no foreign listener can answer for it. An explicit port that
+is already in use is refused. Runs in its own process group, is ready when ``eth_chainId`` answers
+with its chain id and the process is still alive, keeps its log file.
+
+The binary: the npm package's (``node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil``, pinned in
+package-lock.json), or exactly the one named by env ``ANVIL_BINARY``. Any other anvil on ``PATH`` is
+used only when env ``ANVIL_FROM_PATH=1`` says so. :func:`anvil_version` records the real binary's
+``--version`` for results and provenance.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import re
 import shutil
+import subprocess
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import procs
 
@@ -23,15 +35,51 @@ REPO = Path(__file__).resolve().parents[2]
 ANVIL_BIN = REPO / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
 CAST_BIN = REPO / "node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
 DEFAULT_MNEMONIC = "test test test test test test test test test test test junk"
+LISTENING_RE = r"Listening on 127\.0\.0\.1:(\d+)"
 
 
 def anvil_binary() -> Path:
+    """The anvil to run: env ``ANVIL_BINARY`` if set, else the npm package's; ``PATH`` only if
+    env ``ANVIL_FROM_PATH=1`` (an explicit choice, never a silent fallback)."""
+    explicit = os.environ.get("ANVIL_BINARY")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise FileNotFoundError(f"ANVIL_BINARY={explicit} is not a file")
+        return path
     if ANVIL_BIN.is_file():
         return ANVIL_BIN
-    found = shutil.which("anvil")
-    if found:
-        return Path(found)
-    raise FileNotFoundError(f"anvil not found at {ANVIL_BIN}: run `./run setup` (npm ci) first")
+    if os.environ.get("ANVIL_FROM_PATH") == "1":
+        found = shutil.which("anvil")
+        if found:
+            return Path(found)
+        raise FileNotFoundError("ANVIL_FROM_PATH=1 but no anvil on PATH")
+    raise FileNotFoundError(
+        f"anvil not found at {ANVIL_BIN}: run `./run setup` (npm ci) first, or name a binary with "
+        "env ANVIL_BINARY=/path/to/anvil (or ANVIL_FROM_PATH=1 to use the anvil on PATH)"
+    )
+
+
+@functools.lru_cache(maxsize=8)
+def _version_of(binary: str) -> dict[str, Any]:
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=30)
+    text = (out.stdout or out.stderr).strip()
+    version = re.search(r"Version:\s*(\S+)", text) or re.search(r"anvil\s+(\d+\.\d+\.\d+\S*)", text)
+    commit = re.search(r"Commit SHA:\s*([0-9a-f]+)", text)
+    return {
+        "binary": binary,
+        "version": version.group(1) if version else None,
+        "commit": commit.group(1) if commit else None,
+        "version_output": text.splitlines()[:4],
+        "source": "ANVIL_BINARY"
+        if os.environ.get("ANVIL_BINARY")
+        else ("npm" if Path(binary) == ANVIL_BIN else "PATH (ANVIL_FROM_PATH=1)"),
+    }
+
+
+def anvil_version(binary: Path | None = None) -> dict[str, Any]:
+    """``{'binary', 'version', 'commit', 'version_output', 'source'}`` of the anvil actually run."""
+    return dict(_version_of(str(binary or anvil_binary())))
 
 
 def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0):
@@ -62,7 +110,7 @@ class Anvil:
     port: int | None = None
     ready_timeout_s: float = 30.0
 
-    proc: object = field(default=None, init=False, repr=False)
+    proc: Any = field(default=None, init=False, repr=False)
     log_path: Path | None = field(default=None, init=False)
 
     @property
@@ -74,12 +122,13 @@ class Anvil:
         return f"ws://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
+        """The command line; ``--port 0`` (anvil picks the port) until :meth:`start` learned it."""
         cmd = [
             str(anvil_binary()),
             "--host",
             "127.0.0.1",
             "--port",
-            str(self.port),
+            str(self.port if self.port is not None else 0),
             "--chain-id",
             str(self.chain_id),
             "--accounts",
@@ -100,27 +149,49 @@ class Anvil:
         return cmd + list(self.extra_args)
 
     def start(self) -> Anvil:
-        if self.port is None:
-            self.port = procs.free_port()
-        elif procs.port_in_use(self.port):
+        """Start anvil and wait until it is ready (see the module docstring). Raises
+        :class:`~harness.procs.ProcessError` with the log tail if it exits or is not ready in time."""
+        explicit_port = self.port is not None
+        if explicit_port and procs.port_in_use(self.port):
             raise procs.ProcessError(
                 f"port {self.port} is already in use (a leftover anvil?): refusing to reuse it"
             )
         log_dir = Path(self.log_dir) if self.log_dir else Path(tempfile.mkdtemp(prefix="anvil-"))
-        self.log_path = log_dir / f"anvil-{self.port}.log"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(
+            prefix=f"anvil-{self.port}-" if explicit_port else "anvil-", suffix=".log", dir=log_dir
+        )
+        os.close(fd)
+        self.log_path = Path(name)
         self.proc = procs.start(self.command(), self.log_path)
+        what = f"anvil (pid {self.proc.pid})"
         try:
+            m = procs.wait_for_log_line(self.proc, self.log_path, LISTENING_RE, self.ready_timeout_s, what)
+            reported = int(m.group(1))
+            if explicit_port and reported != self.port:
+                raise procs.ProcessError(f"{what} listens on {reported}, not the requested port {self.port}")
+            self.port = reported
+            what = f"anvil on port {self.port} (pid {self.proc.pid})"
             procs.wait_ready(
                 self.proc,
-                lambda: rpc_call(self.url, "eth_chainId", timeout=1.0) is not None,
+                lambda: int(rpc_call(self.url, "eth_chainId", timeout=1.0), 16) == self.chain_id,
                 self.ready_timeout_s,
-                f"anvil on port {self.port}",
+                what,
                 self.log_path,
             )
         except BaseException:
             self.stop()
             raise
         return self
+
+    def info(self) -> dict[str, Any]:
+        """What a result should record about this node: URL, pid, log file, the binary and its version."""
+        return {
+            "url": self.url,
+            "pgid": self.pgid,
+            "log_path": str(self.log_path) if self.log_path else None,
+            "anvil": anvil_version(),
+        }
 
     @property
     def pgid(self) -> int | None:

@@ -42,6 +42,7 @@ class TxObs:
     ``submit_s``: local wall-clock seconds when its request was sent.
     ``accepted``: the node returned a hash (False: rejected at submit, ``error`` says why).
     ``block_number``/``status``/``gas_used``: from its receipt (None while no receipt).
+    ``gas_limit``: the gas limit the tx was signed with (None: not recorded).
     """
 
     tx_hash: str
@@ -52,11 +53,16 @@ class TxObs:
     block_number: int | None = None
     status: int | None = None
     gas_used: int | None = None
+    gas_limit: int | None = None
 
 
 @dataclass(frozen=True)
 class BlockObs:
-    """A block as the observer saw it. ``seen_s``: local time first seen; ``timestamp``: header seconds."""
+    """A block as the observer saw it. ``seen_s``: local time first seen; ``timestamp``: header seconds.
+
+    ``prev_poll_s``: local time of the observer's previous successful poll, which did not see the block
+    yet, so the block appeared in ``(prev_poll_s, seen_s]`` (None: not recorded, e.g. fetched later).
+    """
 
     number: int
     seen_s: float
@@ -64,6 +70,12 @@ class BlockObs:
     gas_used: int
     gas_limit: int
     tx_hashes: tuple[str, ...] = field(default_factory=tuple)
+    prev_poll_s: float | None = None
+
+    @property
+    def seen_uncertainty_s(self) -> float | None:
+        """How late ``seen_s`` can be: ``seen_s - prev_poll_s`` (the observation's resolution), s."""
+        return None if self.prev_poll_s is None else self.seen_s - self.prev_poll_s
 
     @property
     def tx_count(self) -> int:
@@ -72,6 +84,36 @@ class BlockObs:
 
 class MissingTransactionsError(AssertionError):
     """Accepted transactions that never got a receipt. The message lists their hashes."""
+
+
+class ReceiptError(AssertionError):
+    """A receipt that cannot be right: status not 0/1, gas used not in (0, the tx's gas limit]."""
+
+
+def receipt_problems(txs: Iterable[TxObs]) -> list[str]:
+    """Every receipt checked: status 0 or 1, ``0 < gas_used <= gas_limit`` (when the limit is known),
+    a block number. One line per bad tx; txs without a receipt are the accounting's business."""
+    bad = []
+    for tx in txs:
+        if tx.status is None and tx.block_number is None and tx.gas_used is None:
+            continue  # no receipt
+        if tx.status not in (0, 1):
+            bad.append(f"{tx.tx_hash}: status {tx.status!r} (must be 0 or 1)")
+        elif tx.block_number is None:
+            bad.append(f"{tx.tx_hash}: receipt without a block number")
+        elif tx.gas_used is None or tx.gas_used <= 0:
+            bad.append(f"{tx.tx_hash}: gas used {tx.gas_used!r} (must be > 0)")
+        elif tx.gas_limit is not None and tx.gas_used > tx.gas_limit:
+            bad.append(f"{tx.tx_hash}: gas used {tx.gas_used} > its gas limit {tx.gas_limit}")
+    return bad
+
+
+def check_receipts(txs: Iterable[TxObs]) -> None:
+    """Raise :class:`ReceiptError` listing the bad receipts (see :func:`receipt_problems`)."""
+    bad = receipt_problems(txs)
+    if bad:
+        more = f" (+{len(bad) - 20} more)" if len(bad) > 20 else ""
+        raise ReceiptError(f"{len(bad)} invalid receipt(s): " + "; ".join(bad[:20]) + more)
 
 
 @dataclass(frozen=True)
@@ -165,31 +207,37 @@ def sustained_tps(times: Sequence[float], trim_ramp_down: bool = True) -> float 
 
 
 def peak_tps(times: Sequence[float], window_s: float = 1.0) -> tuple[float, float] | tuple[None, None]:
-    """(peak TPS, start of its interval) — the highest rate over an interval of at least ``window_s``.
+    """(peak TPS, start of its interval) — the highest rate over any interval of at least ``window_s``.
 
-    Intervals run between two inclusion instants ``t_j < t_i`` with ``t_i - t_j >= window_s`` (for each
-    ``t_i`` the shortest such one); the rate counts inclusions in ``(t_j, t_i]`` (the same fencepost as
-    the sustained rate) and divides by ``t_i - t_j``. Inclusions arrive in per-block bursts, so a fixed
-    half-open ``[t, t + window_s)`` window would catch two blocks seen a hair under ``window_s`` apart
-    and double the "peak". (None, None) when no two instants are ``window_s`` apart.
+    Intervals run between two inclusion instants ``t_j < t_i`` with ``t_i - t_j >= window_s`` (every
+    such pair); the rate counts inclusions in ``(t_j, t_i]`` (the same fencepost as the sustained rate)
+    and divides by ``t_i - t_j``. Inclusions arrive in per-block bursts, so a fixed half-open
+    ``[t, t + window_s)`` window would catch two blocks seen a hair under ``window_s`` apart and double
+    the "peak". Every pair, not only the shortest one ending at each ``t_i``: the sustained window is
+    itself such an interval whenever it is ``window_s`` or longer, so the peak is never below the
+    sustained rate (with shortest-only intervals a burst just inside ``window_s`` of every later
+    instant was never counted). Ties go to the earliest interval. (None, None) when no two instants
+    are ``window_s`` apart.
     """
     if window_s <= 0:
         raise ValueError(f"window_s must be > 0, got {window_s}")
+    import numpy as np
+
     ts = sorted(times)
     instants = sorted(set(ts))
+    inst = np.asarray(instants, dtype=float)
+    cum = np.asarray([bisect_right(ts, t) for t in instants], dtype=float)  # inclusions at or before
     best: float | None = None
     best_t: float | None = None
-    j = -1
-    for t_i in instants:
-        while j + 1 < len(instants) and t_i - instants[j + 1] >= window_s:
-            j += 1
-        if j < 0:
+    for i in range(1, len(instants)):
+        span = inst[i] - inst[:i]
+        ok = span >= window_s
+        if not ok.any():
             continue
-        t_j = instants[j]
-        n = bisect_right(ts, t_i) - bisect_right(ts, t_j)
-        rate = n / (t_i - t_j)
-        if best is None or rate > best:
-            best, best_t = rate, t_j
+        rates = np.where(ok, (cum[i] - cum[:i]) / np.where(ok, span, 1.0), -1.0)
+        j = int(np.argmax(rates))
+        if best is None or rates[j] > best:
+            best, best_t = float(rates[j]), instants[j]
     if best is None:
         return None, None
     return best, best_t
