@@ -1,10 +1,15 @@
 """Run the rollup node by hand:  python -m harness.rollup --help
 
+    python -m harness.rollup --data-dir /tmp/rollup            # starts its own L1 anvil (1 s blocks)
     python -m harness.rollup --data-dir /tmp/rollup --l1-url http://127.0.0.1:8545 \\
         --l1-key 0xac09...ff80            # deploys a Rollup contract unless --rollup-address is given
 
-Prints one JSON line {"url": ..., "rollup_address": ...} when ready (and writes it to
---ready-file). SIGTERM/SIGINT stop the node and kill its anvil engines.
+Without --l1-url the node starts an embedded L1 (anvil, 1 s blocks, default hardfork, on an OS-assigned
+port, operator = anvil dev account 0) that lives as long as the node: such a data dir cannot be restarted
+(the L1 holding its batches is gone); give --l1-url for restartable runs.
+
+Prints one JSON line {"url": ..., "rollup_address": ..., "l1_url": ...} when ready (and writes it to
+--ready-file). SIGTERM/SIGINT stop the node and kill its anvil engines (also during start-up).
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from pathlib import Path
 from harness.rollup.config import BatchCriteria, NodeConfig
 from harness.rollup.engine import EngineConfig
 
+#: anvil's dev account 0 of the public test mnemonic: the operator on the embedded L1 (no value there)
+EMBEDDED_L1_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
 
 def real_backends(cfg: NodeConfig):
     """The real L1 Rollup contract (deployed or attached) and the real Groth16 prover."""
@@ -30,16 +38,16 @@ def real_backends(cfg: NodeConfig):
     from harness.rollup.zk.prover import Groth16Prover
 
     if not (cfg.l1_url and cfg.l1_key):
-        raise SystemExit("--l1-url and --l1-key are required")
+        raise SystemExit("--l1-url needs --l1-key (the L1 operator key that pays commit/prove/execute)")
+    kw = {"zk_cache_dir": cfg.prover_cache_dir} if cfg.prover_cache_dir else {}
 
     def l1_factory(genesis_root: bytes):
         if cfg.rollup_address:
-            return RollupL1.attach(cfg.l1_url, cfg.rollup_address)
+            return RollupL1.attach(cfg.l1_url, cfg.rollup_address, **kw)
         saved = cfg.data_dir / "rollup_address.json"
         if saved.is_file():
-            return RollupL1.attach(cfg.l1_url, json.loads(saved.read_text())["address"])
+            return RollupL1.attach(cfg.l1_url, json.loads(saved.read_text())["address"], **kw)
         seq = Account.from_key(cfg.l1_key).address
-        kw = {"zk_cache_dir": cfg.prover_cache_dir} if cfg.prover_cache_dir else {}
         l1 = RollupL1.deploy(cfg.l1_url, cfg.l1_key, seq, genesis_root, **kw)
         saved.write_text(json.dumps({"address": l1.address}))
         return l1
@@ -51,8 +59,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m harness.rollup", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data-dir", required=True, type=Path, help="WAL, SQLite store, batch blobs, logs")
-    p.add_argument("--l1-url", help="L1 JSON-RPC URL")
-    p.add_argument("--l1-key", help="L1 operator private key (pays commit/prove/execute)")
+    p.add_argument("--l1-url", help="L1 JSON-RPC URL (default: start an embedded L1 anvil with 1 s blocks that "
+                                    "lives as long as the node; such a data dir cannot be restarted)")
+    p.add_argument("--l1-key", help="L1 operator private key (pays commit/prove/execute); required with "
+                                    "--l1-url (embedded L1: anvil dev account 0)")
     p.add_argument("--rollup-address", help="attach to this Rollup contract instead of deploying one")
     p.add_argument("--port", type=int, default=0, help="RPC port on 127.0.0.1 (default: OS-assigned)")
     p.add_argument("--chain-id", type=int, default=270, help="L2 chain id (default 270, ZKsync's local id)")
@@ -68,7 +78,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="where batch data goes on L1: calldata (default) or EIP-4844 blobs (type-3 txs; "
                         "the L1 stores keccak of the blobs' versioned hashes as the batch's dataHash)")
     p.add_argument("--tree-depth", type=int, default=64, help="sparse Merkle tree depth (a key collision is an error, never merged)")
-    p.add_argument("--prover-cache", type=Path, help="Groth16 setup cache (zkey etc.)")
+    p.add_argument("--prover-cache", type=Path, help="Groth16 setup cache (zkey etc.; also the verifier "
+                                                     "compiled into the Rollup ABI on attach)")
+    p.add_argument("--l1-retry-max-s", type=float, default=30.0,
+                   help="cap of the exponential backoff (seconds) while L1 is unreachable (default 30)")
     p.add_argument("--ready-file", type=Path, help="write the ready JSON line here too")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)
@@ -78,27 +91,46 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     logging.basicConfig(level=a.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    cfg = NodeConfig(
-        data_dir=a.data_dir, l1_url=a.l1_url, l1_key=a.l1_key, rollup_address=a.rollup_address,
-        engine=EngineConfig(chain_id=a.chain_id, gas_limit=a.l2_gas_limit, accounts=a.l2_accounts),
-        block_time_s=a.block_time,
-        criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
-        compression=a.compression, data_availability=a.da, tree_depth=a.tree_depth, prover_cache_dir=a.prover_cache, port=a.port,
-    )
+    starting = [True]
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:  # SIGTERM would otherwise skip every finally block
         stop.set()
+        if starting[0]:  # interrupt start-up now (Node.start stops what it started), not after it
+            raise KeyboardInterrupt(f"signal {signum} during start-up")
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    from harness.rollup.node import Node
-
-    l1_factory, prover = real_backends(cfg)
-    node = Node(cfg, l1_factory, prover)
+    embedded_l1 = None
+    node = None
     try:
+        l1_url, l1_key = a.l1_url, a.l1_key
+        if l1_url is None:
+            if (a.data_dir / "rollup_address.json").is_file():
+                raise SystemExit(f"{a.data_dir} was used with an L1 that is gone (an embedded L1 lives only as "
+                                 "long as its node): use a fresh --data-dir, or give --l1-url")
+            from harness.chain.anvil import Anvil
+
+            embedded_l1 = Anvil(block_time=1, log_dir=a.data_dir / "logs").start()
+            l1_url, l1_key = embedded_l1.url, l1_key or EMBEDDED_L1_KEY
+        cfg = NodeConfig(
+            data_dir=a.data_dir, l1_url=l1_url, l1_key=l1_key, rollup_address=a.rollup_address,
+            engine=EngineConfig(chain_id=a.chain_id, gas_limit=a.l2_gas_limit, accounts=a.l2_accounts),
+            block_time_s=a.block_time,
+            criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
+            compression=a.compression, data_availability=a.da, tree_depth=a.tree_depth,
+            prover_cache_dir=a.prover_cache, port=a.port, l1_retry_max_s=a.l1_retry_max_s,
+        )
+        from harness.rollup.node import Node
+
+        l1_factory, prover = real_backends(cfg)
+        node = Node(cfg, l1_factory, prover, extra_pgids=[embedded_l1.pgid] if embedded_l1 else [])
         node.start()
+        starting[0] = False
+        if stop.is_set():
+            return 0
         info = {"url": node.url, "pid": os.getpid(), "rollup_address": getattr(node.l1, "address", None),
+                "l1_url": l1_url, "l1_embedded": embedded_l1 is not None,
                 "l2_engine_pgid": node.engine.pgid, "data_dir": str(cfg.data_dir)}
         line = json.dumps(info)
         if a.ready_file:
@@ -108,8 +140,15 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
         while not stop.wait(0.5):
             pass
+    except KeyboardInterrupt as e:
+        logging.getLogger("rollup.node").warning("stopping: %s", e)
+        return 0 if not starting[0] else 128 + signal.SIGTERM
     finally:
-        node.stop()
+        starting[0] = False
+        if node is not None:
+            node.stop()
+        if embedded_l1 is not None:
+            embedded_l1.stop()
     return 0
 
 

@@ -5,20 +5,29 @@ batches keep flowing (batch n+1 is sealed while batch n is being proven).
 Every stage's wall time is recorded in the batch record, in seconds:
 
   seal        gather the blocks' raw txs from the WAL index
-  state_diff  trace the blocks on the L2 engine (prestateTracer, diffMode)
-  tree        update the sparse Merkle tree and persist its changed nodes
+  state_diff  trace the blocks on the L2 engine (``trace_replayBlockTransactions`` stateDiff,
+              see state_diff.py for why not geth's prestateTracer)
+  tree        update the sparse Merkle tree: hashing and the changed-node delta, in memory
               (ZKsync's ``waiting_for_tree``)
-  compress    RLP-encode blocks + diff, compress, fsync the blob
-  commit      RollupL1.commit_batch (send + receipt)
-  reexecute   replay the published batch on the prover's own engine and check
-              the state diff and root (the prover REFUSES on any mismatch)
-  prove       Groth16Prover.prove
+  compress    RLP-encode blocks + diff, compress, fsync the batch file
+  persist     one SQLite transaction: batch record, block -> batch map, tree delta (fsync'd)
+  commit      RollupL1.commit_batch (calldata) or commit_batch_blobs (EIP-4844 blobs), send + receipt
+  reexecute   read the batch back FROM L1 (the commit transaction's calldata, or its blobs), check it
+              against the dataHash the contract stored, replay it on the prover's own engine and check
+              the state diff and root against L1's record (the prover REFUSES on any mismatch)
+  prove       Groth16Prover.prove (for the commitment L1 derives from its stored record)
   verify      RollupL1.prove_batch (on-chain proof verification)
   execute     RollupL1.execute_batch (hard finality)
 
 L1 calls are retried with exponential backoff while L1 is unreachable; before
 every (re)try the stage asks L1 whether the batch already went through, so a
-crash between the L1 tx and the local record never commits anything twice.
+crash between the L1 tx and the local record never commits anything twice. A
+step found done on L1 (after a restart, or by the retry check) is rebuilt from
+L1 alone: tx hash, gas and blob gas from the receipt, the time from the L1
+block's timestamp (``at_source: "l1_block_timestamp"``).
+
+A seal is transactional: the tree is updated with an undo log and put back if
+anything fails before the SQLite commit, and the batch file is removed.
 """
 
 from __future__ import annotations
@@ -35,14 +44,16 @@ from typing import Any, Protocol
 from harness.rollup.compress import BatchData, compress, decompress
 from harness.rollup.config import NodeConfig
 from harness.rollup.engine import Engine, JsonRpcClient, ReplayMismatch
-from harness.rollup.merkle import SparseMerkleTree, keccak
+from harness.rollup.merkle import SparseMerkleTree, TreeUndo, keccak
 from harness.rollup.state_diff import blocks_state_diff
 from harness.rollup.store import NodeDb
 
 log = logging.getLogger("rollup.batcher")
 
-STAGES = ("seal", "state_diff", "tree", "compress", "commit", "reexecute", "prove", "verify", "execute")
-SEALING_STAGES = ("seal", "state_diff", "tree", "compress")
+STAGES = ("seal", "state_diff", "tree", "compress", "persist", "commit", "reexecute", "prove", "verify",
+          "execute")
+SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
+L1_STEPS = ("commit", "prove", "execute")
 
 
 class L1Like(Protocol):
@@ -58,6 +69,8 @@ class L1Like(Protocol):
     def execute_batch(self, sender_key: str, batch_number: int) -> Any: ...
     def totals(self) -> dict[str, int]: ...
     def batch(self, n: int) -> dict: ...
+    def step_tx(self, n: int, step: str) -> Any: ...
+    def published_batch(self, n: int, local_data: bytes | None = None) -> Any: ...
 
 
 class ProverLike(Protocol):
@@ -65,7 +78,12 @@ class ProverLike(Protocol):
 
 
 class ProofRefused(RuntimeError):
-    """Re-execution of a published batch did not reproduce its state diff or root."""
+    """Re-execution of a published batch did not reproduce its state diff or root (or its data on L1
+    could not be read back / does not match the hash L1 stored)."""
+
+
+class L1Divergence(RuntimeError):
+    """L1 holds a batch whose roots differ from this node's record of it: the node cannot continue."""
 
 
 def _jsonable(x: Any) -> Any:
@@ -81,11 +99,30 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
+_L1_FIELDS = ("tx_hash", "block_number", "block_timestamp", "gas_used", "blob_gas_used", "gas_limit",
+              "calldata_bytes", "status", "seconds")
+
+
 def l1_result(res: Any) -> dict:
-    """An L1TxResult as a JSON-able dict (plus ``at``: local unix time the receipt came back)."""
-    out = {k: _jsonable(getattr(res, k, None)) for k in
-           ("tx_hash", "block_number", "block_timestamp", "gas_used", "status", "seconds")}
+    """An L1TxResult as a JSON-able dict, plus ``at``: the local unix time the receipt came back
+    (``at_source: "local_receipt"``). Gas in gas units; ``blob_gas_used`` is EIP-4844 blob gas (0 for
+    calldata), kept apart from execution gas (``gas_used``)."""
+    out = {k: _jsonable(getattr(res, k, None)) for k in _L1_FIELDS}
+    out["blob_gas_used"] = out["blob_gas_used"] or 0
     out["at"] = time.time()
+    out["at_source"] = "local_receipt"
+    out["recovered"] = False
+    return out
+
+
+def recovered_l1_result(res: Any) -> dict:
+    """A step rebuilt from L1 after a restart (RollupL1.step_tx): real tx hash, gas, blob gas and L1 block;
+    ``at`` is the L1 block's timestamp (whole seconds; the local receipt time was lost with the crash)."""
+    out = {k: _jsonable(getattr(res, k, None)) for k in _L1_FIELDS}
+    out["blob_gas_used"] = out["blob_gas_used"] or 0
+    out["at"] = float(res.block_timestamp)
+    out["at_source"] = "l1_block_timestamp"
+    out["recovered"] = True
     return out
 
 
@@ -121,6 +158,11 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.errors: dict[str, str] = {}
         self.halted: str | None = None
+        refused = [r for r in self.batches.values() if r["status"] == "refused"]
+        if refused:  # a refusal survives restarts: the node never proves past a batch it refused
+            r = min(refused, key=lambda r: r["number"])
+            self.halted = f"batch {r['number']} refused (persisted): {r.get('refusal')}"
+            self.errors["prover"] = self.halted
         self.l1_totals: dict[str, int] = {}
 
     # -- records ---------------------------------------------------------------------------------------------
@@ -153,22 +195,57 @@ class Pipeline:
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def reconcile_with_l1(self) -> None:
-        """After a restart: align local statuses with what L1 says (L1 is the truth)."""
+        """After a restart: align local statuses with what L1 says (L1 is the truth), and rebuild every
+        L1 step record that is missing or incomplete (no tx hash / gas) from L1 (``RollupL1.step_tx``)."""
         totals = self._retry("totals", self.l1.totals)
         self.l1_totals = dict(totals)
         nums = sorted(self.batches)
         if totals.get("committed", 0) > (nums[-1] if nums else 0):
             raise RuntimeError(f"L1 has {totals['committed']} batches committed but this data dir only "
                                f"{len(nums)}: wrong data dir or wrong Rollup contract")
+        order = ["sealed", "committed", "proven", "executed"]
         for n in nums:
             rec = self.batches[n]
-            for stage, status in (("committed", "committed"), ("proven", "proven"), ("executed", "executed")):
-                done_on_l1 = totals.get(stage, 0) >= n
-                order = ["sealed", "committed", "proven", "executed"]
-                if done_on_l1 and rec["status"] in order and order.index(rec["status"]) < order.index(status):
+            changed = False
+            for step, status, total in (("commit", "committed", "committed"), ("prove", "proven", "proven"),
+                                        ("execute", "executed", "executed")):
+                if totals.get(total, 0) < n:
+                    continue
+                if rec["status"] in order and order.index(rec["status"]) < order.index(status):
                     rec["status"] = status
-                    rec.setdefault("recovered", []).append(stage)
-            self.save(rec)
+                    rec.setdefault("recovered", []).append(status)
+                    changed = True
+                have = rec.get(step) or {}
+                if not have.get("tx_hash") or have.get("gas_used") is None:
+                    rec[step] = self._recover_step(n, step)
+                    changed = True
+                if step == "commit":
+                    self._check_l1_roots(rec)
+            if changed:
+                self.save(rec)
+
+    def _recover_step(self, n: int, step: str) -> dict:
+        """The record of an L1 step that L1 says happened, rebuilt from L1 (retried while L1 is down)."""
+        res = self._retry(f"recover_{step}", lambda: self.l1.step_tx(n, step))
+        if res is None:
+            raise RuntimeError(f"batch {n}: L1 reports step {step!r} done but has no record of it")
+        return recovered_l1_result(res)
+
+    def _check_l1_roots(self, rec: dict) -> None:
+        """L1's stored roots for a committed batch must be this node's; data-hash differences are left to
+        the prover, which re-executes what L1 published."""
+        on_l1 = self._retry("batch_read", lambda: self.l1.batch(rec["number"]))
+        got = {k: "0x" + bytes(on_l1[k]).hex() for k in ("prev_root", "new_root", "data_hash")}
+        if (got["prev_root"], got["new_root"]) != (rec["prev_root"], rec["new_root"]):
+            msg = (f"L1 batch {rec['number']} has roots {got['prev_root']} -> {got['new_root']}, this node "
+                   f"sealed {rec['prev_root']} -> {rec['new_root']}: the node's chain is not the one on L1")
+            self.halted = msg
+            raise L1Divergence(msg)
+        local = rec.get("l1_data_hash", rec["data_hash"])
+        if got["data_hash"] != local:
+            rec["l1_data_hash_differs"] = {"l1": got["data_hash"], "local": local}
+            self.errors["commit"] = (f"batch {rec['number']}: L1 stores dataHash {got['data_hash']}, the node "
+                                     f"sealed {local}; the prover re-executes L1's data")
 
     def start(self) -> None:
         """Start the prover's engine (before the node reports ready), then the four stage threads."""
@@ -193,18 +270,20 @@ class Pipeline:
             try:
                 fn()
                 return
-            except ProofRefused as e:
+            except (ProofRefused, L1Divergence) as e:
                 self.halted = str(e)
                 self.errors[name] = str(e)
-                log.error("prover refused: %s", e)
+                log.error("%s halted: %s", name, e)
                 return
             except Exception as e:  # noqa: BLE001 - a stage never dies silently; it records and restarts
                 self.errors[name] = f"{type(e).__name__}: {e}"
                 log.exception("stage %s failed; restarting it in 1 s", name)
                 self.stop_event.wait(1.0)
 
-    def _retry(self, what: str, fn: Callable[[], Any], done: Callable[[], bool] | None = None) -> Any:
-        """Call ``fn`` until it succeeds (exponential backoff); ``done()`` short-circuits a retry."""
+    def _retry(self, what: str, fn: Callable[[], Any], done: Callable[[], bool] | None = None,
+               no_retry: tuple[type[BaseException], ...] = ()) -> Any:
+        """Call ``fn`` until it succeeds (exponential backoff); ``done()`` short-circuits a retry (and the
+        call then returns None); exceptions of the ``no_retry`` types propagate at once."""
         delay = 0.25
         first = True
         while not self.stop_event.is_set():
@@ -217,6 +296,8 @@ class Pipeline:
                     raise RuntimeError(f"{what}: L1 tx reverted: {l1_result(res)}")
                 self.errors.pop(what, None)
                 return res
+            except no_retry:
+                raise
             except Exception as e:  # noqa: BLE001 - L1 unreachable, reverted, ...
                 self.errors[what] = f"{type(e).__name__}: {e}"
                 log.warning("%s failed (%s); retrying in %.2f s", what, e, delay)
@@ -266,7 +347,11 @@ class Pipeline:
             self.seal(take)
 
     def seal(self, blocks: list[dict]) -> dict:
-        """Seal one batch from consecutive recorded blocks; persists blob, tree and record."""
+        """Seal one batch from consecutive recorded blocks; persists the batch file, tree delta and record.
+
+        Transactional: if anything fails before the SQLite commit, the in-memory tree is reverted to its
+        previous root (undo log) and the batch file is removed, so a restarted sealer starts from the
+        state the DB holds."""
         with self.lock:
             n = max(self.batches, default=0) + 1
         timings: dict[str, float] = {}
@@ -286,43 +371,62 @@ class Pipeline:
         diff, _ = blocks_state_diff(self.l2, blocks[0]["number"], blocks[-1]["number"])
         timings["state_diff"] = time.perf_counter() - t0
 
-        t0 = time.perf_counter()
         prev_root = self.tree.root
-        changes = self.tree.update(diff)
-        new_root = self.tree.root
-        t_tree = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        bd = BatchData(n, block_data, sorted(diff.items()))
-        raw_data = bd.encode()
-        blob = compress(raw_data, self.cfg.compression)
+        undo = TreeUndo()
         path = self.blob_dir / f"{n}.bin"
+        try:
+            t0 = time.perf_counter()
+            changes = self.tree.update(diff, undo=undo)
+            new_root = self.tree.root
+            timings["tree"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            bd = BatchData(n, block_data, sorted(diff.items()))
+            raw_data = bd.encode()
+            blob = compress(raw_data, self.cfg.compression)
+            self._write_batch_file(path, blob)
+            timings["compress"] = time.perf_counter() - t0
+
+            rec = {
+                "number": n, "status": "sealed", "first_block": blocks[0]["number"],
+                "last_block": blocks[-1]["number"], "block_count": len(blocks), "tx_count": bd.tx_count,
+                "leaves_touched": len(diff), "tree_nodes_changed": len(changes),
+                "prev_root": "0x" + prev_root.hex(), "new_root": "0x" + new_root.hex(),
+                "data_hash": "0x" + keccak(blob).hex(), "l1_data_hash": "0x" + self.l1_data_hash(blob).hex(),
+                "data_availability": self.cfg.data_availability, "raw_bytes": len(raw_data),
+                "compressed_bytes": len(blob), "compression": self.cfg.compression,
+                "compression_ratio": len(raw_data) / max(1, len(blob)),
+                "tx_bytes": sum(len(r) for _, _, rs in block_data for r in rs),
+                "l2_gas_used": sum(b["gas_used"] for b in blocks),
+                "first_block_timestamp": blocks[0]["timestamp"], "sealed_at": time.time(), "timings": timings,
+            }
+            t0 = time.perf_counter()
+            timings["persist"] = 0.0  # overwritten below; present in the stored record
+            self.db.seal_batch(rec, changes, diff)  # record + block->batch map + tree delta, one transaction
+            timings["persist"] = time.perf_counter() - t0
+        except BaseException:
+            self.tree.revert(undo)
+            if self.tree.root != prev_root:  # cannot happen; never continue on a tree that is ahead
+                self.halted = f"batch {n}: Merkle tree could not be reverted after a failed seal"
+                raise
+            path.unlink(missing_ok=True)
+            raise
+        with self.lock:  # the DB holds the record already; the in-memory view follows
+            self.batches[n] = rec
+        try:
+            self.db.put_batch(rec)  # the final persist timing (the record in the seal transaction had 0.0)
+        except Exception:  # noqa: BLE001 - only the timing is lost; the batch is sealed
+            log.exception("batch %d: could not store the persist timing", n)
+        log.info("sealed batch %d: blocks %d..%d, %d txs", n, rec["first_block"], rec["last_block"], rec["tx_count"])
+        self.wake.set()
+        return rec
+
+    @staticmethod
+    def _write_batch_file(path: Path, blob: bytes) -> None:
         with open(path, "wb") as fh:
             fh.write(blob)
             fh.flush()
             os.fsync(fh.fileno())
-        timings["compress"] = time.perf_counter() - t0
-
-        rec = {
-            "number": n, "status": "sealed", "first_block": blocks[0]["number"], "last_block": blocks[-1]["number"],
-            "block_count": len(blocks), "tx_count": bd.tx_count, "leaves_touched": len(diff),
-            "prev_root": "0x" + prev_root.hex(), "new_root": "0x" + new_root.hex(),
-            "data_hash": "0x" + keccak(blob).hex(), "l1_data_hash": "0x" + self.l1_data_hash(blob).hex(),
-            "data_availability": self.cfg.data_availability, "raw_bytes": len(raw_data), "compressed_bytes": len(blob),
-            "compression": self.cfg.compression, "compression_ratio": len(raw_data) / max(1, len(blob)),
-            "tx_bytes": sum(len(r) for _, _, rs in block_data for r in rs),
-            "l2_gas_used": sum(b["gas_used"] for b in blocks),
-            "first_block_timestamp": blocks[0]["timestamp"], "sealed_at": 0.0, "timings": timings,
-        }
-        t0 = time.perf_counter()
-        rec["sealed_at"] = time.time()
-        self.db.seal_batch(rec, changes, diff)  # record + block->batch map + tree delta, one transaction
-        timings["tree"] = t_tree + (time.perf_counter() - t0)
-        rec["timings"] = timings
-        self.save(rec)
-        log.info("sealed batch %d: blocks %d..%d, %d txs", n, rec["first_block"], rec["last_block"], rec["tx_count"])
-        self.wake.set()
-        return rec
 
     def l1_data_hash(self, blob: bytes) -> bytes:
         """The dataHash the Rollup contract will store for this batch: keccak(data) for calldata, keccak of
@@ -348,33 +452,62 @@ class Pipeline:
                 self.cfg.l1_key, n, bytes.fromhex(rec["prev_root"][2:]), bytes.fromhex(rec["new_root"][2:]), blob),
                 done=self._l1_done("committed", n))
             rec["timings"]["commit"] = time.perf_counter() - t0
-            rec["commit"] = l1_result(res) if res is not None else {"recovered": True, "at": time.time()}
+            rec["commit"] = l1_result(res) if res is not None else self._recover_step(n, "commit")
+            if res is None:
+                self._check_l1_roots(rec)
             rec["status"] = "committed"
             self.save(rec)
             self._note_l1("committed", n)
 
     # -- stage 3: prover -------------------------------------------------------------------------------------
-    def _replay_on_prover(self, rec: dict, ptree: SparseMerkleTree) -> None:
-        bd = BatchData.decode(decompress(self.blob(rec["number"])))
-        if keccak(self.blob(rec["number"])).hex() != rec["data_hash"][2:]:
-            raise ProofRefused(f"batch {rec['number']}: blob does not match the committed data hash")
-        if "0x" + ptree.root.hex() != rec["prev_root"]:
-            raise ProofRefused(f"batch {rec['number']}: prover's root {ptree.root.hex()} != prev_root")
+    def published(self, n: int) -> Any:
+        """Batch ``n`` as published on L1 (``RollupL1.published_batch``): the data from the commit tx,
+        checked against L1's stored dataHash. The local batch file is passed only as the blob fallback
+        for an L1 that does not serve blobs (it is then checked against L1's KZG versioned hashes). A
+        mismatch is a refusal; an unreachable L1 is retried."""
+        from harness.rollup.l1 import PublishedDataError
+
+        path = self.blob_dir / f"{n}.bin"
+        local = path.read_bytes() if path.is_file() else None
+
+        def fetch() -> Any:
+            try:
+                return self.l1.published_batch(n, local)
+            except PublishedDataError as e:
+                raise ProofRefused(f"batch {n}: data on L1 unusable: {e}") from e
+
+        return self._retry("published_data", fetch, no_retry=(ProofRefused,))
+
+    def _replay_on_prover(self, pub: Any, ptree: SparseMerkleTree) -> None:
+        """Re-execute one batch AS PUBLISHED (``pub``: RollupL1.published_batch's PublishedBatch, or any
+        object with batch_number, prev_root, new_root and data) on the prover's engine; check the state
+        diff and the resulting root against what was published. Raises ProofRefused on any mismatch."""
+        n = pub.batch_number
+        try:
+            bd = BatchData.decode(decompress(pub.data))
+        except Exception as e:  # noqa: BLE001 - undecodable data on L1 is a refusal, not a crash
+            raise ProofRefused(f"batch {n}: data published on L1 does not decode: {type(e).__name__}: {e}") from e
+        if bd.number != n or not bd.blocks:
+            raise ProofRefused(f"batch {n}: data published on L1 is for batch {bd.number} with {len(bd.blocks)} blocks")
+        if ptree.root != pub.prev_root:
+            raise ProofRefused(f"batch {n}: prover's root 0x{ptree.root.hex()} != L1 prevRoot 0x{pub.prev_root.hex()}")
         eng = self.prover_engine
         try:
             for num, ts, raws in bd.blocks:
                 eng.replay_block(num, ts, raws, ["0x" + keccak(r).hex() for r in raws])
         except ReplayMismatch as e:
-            raise ProofRefused(f"batch {rec['number']}: published txs do not re-execute as published: {e}") from e
+            raise ProofRefused(f"batch {n}: txs published on L1 do not re-execute as published: {e}") from e
         diff, _ = blocks_state_diff(eng.rpc, bd.blocks[0][0], bd.blocks[-1][0])
         if sorted(diff.items()) != bd.diff:
-            raise ProofRefused(f"batch {rec['number']}: re-executed state diff differs from the published one "
+            raise ProofRefused(f"batch {n}: re-executed state diff differs from the one published on L1 "
                                f"({len(diff)} vs {len(bd.diff)} leaves)")
         ptree.update(diff)
-        if "0x" + ptree.root.hex() != rec["new_root"]:
-            raise ProofRefused(f"batch {rec['number']}: re-executed root {ptree.root.hex()} != {rec['new_root']}")
+        if ptree.root != pub.new_root:
+            raise ProofRefused(f"batch {n}: re-executed root 0x{ptree.root.hex()} != L1 newRoot 0x{pub.new_root.hex()}")
 
     def _prover(self) -> None:
+        if self.halted:  # a persisted refusal: never prove past it
+            raise ProofRefused(self.halted)
         ptree = SparseMerkleTree(self.cfg.tree_depth)
         ptree.update(self.genesis)
         if not self._prover_engine_fresh:  # a restart of this stage: the engine's state is unknown
@@ -382,14 +515,14 @@ class Pipeline:
                 self.prover_engine.stop()
             self.prover_engine = self.prover_engine_factory()
         self._prover_engine_fresh = False
-        # catch up: replay (and check) every batch already proven on L1
+        # catch up: replay (and check) every batch already proven on L1, from L1's data
         done = 0
         while not self.stop_event.is_set():
             with self.lock:
                 rec = self.batches.get(done + 1)
             if rec is None or rec["status"] not in ("proven", "executed"):
                 break
-            self._replay_on_prover(rec, ptree)
+            self._replay_on_prover(self.published(rec["number"]), ptree)
             done += 1
         while not self.stop_event.is_set():
             rec = self.lowest("committed")
@@ -399,22 +532,23 @@ class Pipeline:
             n = rec["number"]
             t0 = time.perf_counter()
             try:
-                self._replay_on_prover(rec, ptree)
+                pub = self.published(n)
+                self._replay_on_prover(pub, ptree)
             except ProofRefused as e:
                 rec["status"], rec["refusal"] = "refused", str(e)
                 self.save(rec)
                 raise
             rec["timings"]["reexecute"] = time.perf_counter() - t0
+            rec["published_data_source"] = pub.source
             t0 = time.perf_counter()
-            proof = self.prover.prove(n, bytes.fromhex(rec["prev_root"][2:]), bytes.fromhex(rec["new_root"][2:]),
-                                      bytes.fromhex(rec.get("l1_data_hash", rec["data_hash"])[2:]))
+            proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash)
             rec["timings"]["prove"] = time.perf_counter() - t0
             rec["proof_seconds"] = getattr(proof, "seconds", None)
             t0 = time.perf_counter()
             res = self._retry("prove_batch", lambda n=n, proof=proof: self.l1.prove_batch(self.cfg.l1_key, n, proof),
                               done=self._l1_done("proven", n))
             rec["timings"]["verify"] = time.perf_counter() - t0
-            rec["prove"] = l1_result(res) if res is not None else {"recovered": True, "at": time.time()}
+            rec["prove"] = l1_result(res) if res is not None else self._recover_step(n, "prove")
             rec["status"] = "proven"
             self.save(rec)
             self._note_l1("proven", n)
@@ -432,10 +566,20 @@ class Pipeline:
             res = self._retry("execute", lambda n=n: self.l1.execute_batch(self.cfg.l1_key, n),
                               done=self._l1_done("executed", n))
             rec["timings"]["execute"] = time.perf_counter() - t0
-            rec["execute"] = l1_result(res) if res is not None else {"recovered": True, "at": time.time()}
+            rec["execute"] = l1_result(res) if res is not None else self._recover_step(n, "execute")
             rec["status"] = "executed"
             self.save(rec)
             self._note_l1("executed", n)
+
+    # -- block tags ------------------------------------------------------------------------------------------
+    def tag_block(self, tag: str) -> int:
+        """The L2 block a settlement tag names: ``safe`` = last L2 block of the last batch committed on L1
+        (its data is on L1: OP Stack's "safe", ZKsync's ``l1_committed``), ``finalized`` = last L2 block of
+        the last batch executed on L1 (ZKsync's ``finalized``). 0 (genesis, which the Rollup contract
+        holds as its genesis root) before any batch reached that step."""
+        want = {"safe": ("committed", "proven", "executed"), "finalized": ("executed",)}[tag]
+        with self.lock:
+            return max((r["last_block"] for r in self.batches.values() if r["status"] in want), default=0)
 
 
 def blob_path(data_dir: Path, n: int) -> Path:

@@ -38,6 +38,8 @@ def l1_fields(rec: dict | None) -> dict:
         out[f"{name}L1BlockNumber"] = step.get("block_number")
         out[f"{name}L1BlockTimestamp"] = step.get("block_timestamp")
         out[f"{name}GasUsed"] = step.get("gas_used")
+        out[f"{name}BlobGasUsed"] = step.get("blob_gas_used", 0 if step.get("gas_used") is not None else None)
+        out[f"{name}Recovered"] = bool(step.get("recovered")) if step else None
     out["status"] = "verified" if rec is not None and rec.get("status") == "executed" else "sealed"
     return out
 
@@ -79,6 +81,8 @@ def batch_details(batch: dict) -> dict:
         "compressedBytes": batch["compressed_bytes"],
         "compressionRatio": batch["compression_ratio"],
         "nodeStatus": batch["status"],
+        "dataAvailability": batch.get("data_availability", "calldata"),
+        "publishedDataSource": batch.get("published_data_source"),
     }
     out.update(l1_fields(batch))
     if batch.get("refusal"):

@@ -62,19 +62,47 @@ class RollupRevert(L1Error):
 
 @dataclass(frozen=True)
 class L1TxResult:
-    """One mined L1 transaction. ``seconds``: wall time submit -> receipt; ``block_timestamp``: unix s."""
+    """One mined L1 transaction. ``seconds``: wall time submit -> receipt (None when rebuilt from L1 after
+    a restart, see :meth:`RollupL1.step_tx`); ``block_timestamp``: unix s; ``gas_used`` is execution gas,
+    ``blob_gas_used`` the EIP-4844 blob gas (0 for calldata), priced separately by the blob base fee."""
 
     tx_hash: str
     block_number: int
     block_timestamp: int
     gas_used: int
     status: int
-    seconds: float
+    seconds: float | None
     gas_limit: int
     calldata_bytes: int
     events: tuple[dict, ...] = field(default=())
     blob_gas_used: int = 0
     blob_versioned_hashes: tuple[bytes, ...] = field(default=())
+
+
+#: settlement step -> (its event, the Batch struct field holding the L1 block it happened in)
+STEP_EVENTS = {"commit": ("BlockCommit", "committed_block"), "prove": ("BlockProven", "proven_block"),
+               "execute": ("BlockExecuted", "executed_block")}
+
+
+class PublishedDataError(L1Error):
+    """A batch's data on L1 cannot be read back, or does not match the hash the contract stored."""
+
+
+@dataclass(frozen=True)
+class PublishedBatch:
+    """One batch as published on L1: the stored roots and data hash, and the data read from the commit tx.
+
+    ``source`` says where the data came from ("calldata", or which blob path, see
+    :meth:`RollupL1.published_batch`)."""
+
+    batch_number: int
+    prev_root: bytes
+    new_root: bytes
+    data_hash: bytes
+    data: bytes
+    commit_tx_hash: str
+    source: str
+    blob_versioned_hashes: tuple[bytes, ...] = ()
 
 
 def _cache_kzg_trusted_setup() -> None:
@@ -148,12 +176,13 @@ class RollupL1:
         return cls(w3, rollup, out["Rollup"]["abi"], verifier_address=verifier)
 
     @classmethod
-    def attach(cls, l1_url: str, address: str) -> RollupL1:
-        """Bind to an existing deployment (the ABI comes from compiling Rollup.sol, cached)."""
+    def attach(cls, l1_url: str, address: str, zk_cache_dir: Path | str = DEFAULT_CACHE_DIR) -> RollupL1:
+        """Bind to an existing deployment (the ABI comes from compiling Rollup.sol with the verifier of the
+        ZK setup in ``zk_cache_dir``, cached)."""
         w3 = _connect(l1_url)
         if not w3.eth.get_code(Web3.to_checksum_address(address)):
             raise L1Error(f"no contract code at {address} on {l1_url}")
-        abi = compile_rollup()["Rollup"]["abi"]
+        abi = compile_rollup(zk_cache_dir)["Rollup"]["abi"]
         inst = cls(w3, address, abi)
         inst.verifier_address = inst.contract.functions.verifier().call()
         return inst
@@ -364,6 +393,98 @@ class RollupL1:
         out["proven"] = out["proven_block"] != 0
         out["executed"] = out["executed_block"] != 0
         return out
+
+    def step_tx(self, n: int, step: str) -> L1TxResult | None:
+        """Rebuild the L1 transaction of one settlement step of batch ``n`` from L1 alone (after a crash):
+        the contract's stored block number for the step, the step's event (``BlockCommit`` /
+        ``BlockProven`` / ``BlockExecuted``, indexed by batch number) in that block, its receipt (gas used,
+        blob gas used) and the block's timestamp. ``seconds`` is None (the submit instant is unknown).
+        None if the step has not happened on L1."""
+        if step not in STEP_EVENTS:
+            raise ValueError(f"step must be one of {sorted(STEP_EVENTS)}, got {step!r}")
+        event_name, block_key = STEP_EVENTS[step]
+        block = int(self.batch(n)[block_key])
+        if block == 0:
+            return None
+        logs = list(getattr(self.contract.events, event_name)().get_logs(
+            from_block=block, to_block=block, argument_filters={"batchNumber": _batch_number(n)}))
+        if len(logs) != 1:
+            raise L1Error(f"batch {n}: expected one {event_name} event in L1 block {block}, found {len(logs)}")
+        tx_hash = logs[0]["transactionHash"]
+        rcpt = self.w3.eth.get_transaction_receipt(tx_hash)
+        tx = self.w3.eth.get_transaction(tx_hash)
+        ts = int(self.w3.eth.get_block(block)["timestamp"])
+        return L1TxResult(
+            tx_hash=tx_hash.to_0x_hex(),
+            block_number=block,
+            block_timestamp=ts,
+            gas_used=int(rcpt["gasUsed"]),
+            status=int(rcpt["status"]),
+            seconds=None,
+            gas_limit=int(tx["gas"]),
+            calldata_bytes=len(bytes(tx["input"])),
+            events=self._events(rcpt),
+            blob_gas_used=int(rcpt.get("blobGasUsed", 0) or 0),
+            blob_versioned_hashes=tuple(bytes(h) for h in (tx.get("blobVersionedHashes") or [])),
+        )
+
+    def published_batch(self, n: int, local_data: bytes | None = None) -> PublishedBatch:
+        """Batch ``n``'s data as PUBLISHED on L1, checked against what the contract stored.
+
+        The commit transaction is found from L1 alone (:meth:`step_tx`); its input must decode as
+        ``commitBatch`` / ``commitBatchBlobs`` for batch ``n`` with the stored roots. Calldata: the data
+        is the call's ``data`` argument and keccak256(data) must equal the stored ``dataHash``. Blobs:
+        the blobs are read back from the L1 (``anvil_getBlobsByTransactionHash``, which anvil serves);
+        if the L1 does not serve blobs (a real execution client keeps them on the consensus layer),
+        ``local_data`` is re-encoded into blobs instead. Either way the blobs' KZG versioned hashes are
+        recomputed here and must equal the transaction's ``blobVersionedHashes``, whose keccak must equal
+        the stored ``dataHash``. Raises :class:`PublishedDataError` on any mismatch."""
+        stored = self.batch(n)
+        if not stored["committed"]:
+            raise PublishedDataError(f"batch {n} is not committed on L1")
+        commit = self.step_tx(n, "commit")
+        assert commit is not None
+        tx = self.w3.eth.get_transaction(commit.tx_hash)
+        if tx["to"] is None or Web3.to_checksum_address(tx["to"]) != self.address:
+            raise PublishedDataError(f"batch {n}: commit tx {commit.tx_hash} is not a call to {self.address}")
+        try:
+            fn, args = self.contract.decode_function_input(tx["input"])
+        except Exception as exc:  # noqa: BLE001 - not one of the contract's functions
+            raise PublishedDataError(f"batch {n}: commit tx input does not decode: {exc}") from exc
+        prev_root, new_root, data_hash = (bytes(stored[k]) for k in ("prev_root", "new_root", "data_hash"))
+        if (args.get("batchNumber") != n or bytes(args.get("prevRoot", b"")) != prev_root
+                or bytes(args.get("newRoot", b"")) != new_root):
+            raise PublishedDataError(f"batch {n}: commit tx {commit.tx_hash} arguments do not match the stored "
+                                     f"batch ({fn.fn_name} for batch {args.get('batchNumber')})")
+        if fn.fn_name == "commitBatch":
+            data = bytes(args["data"])
+            if keccak(data) != data_hash:
+                raise PublishedDataError(f"batch {n}: keccak(calldata) != stored dataHash")
+            return PublishedBatch(n, prev_root, new_root, data_hash, data, commit.tx_hash, "calldata")
+        if fn.fn_name != "commitBatchBlobs":
+            raise PublishedDataError(f"batch {n}: commit tx calls {fn.fn_name}, not a commit function")
+        count = int(args["blobCount"])
+        vhs = tuple(bytes(h) for h in (tx.get("blobVersionedHashes") or []))[:count]
+        if len(vhs) != count or blob_data_hash(vhs) != data_hash:
+            raise PublishedDataError(f"batch {n}: keccak(blob versioned hashes) != stored dataHash")
+        source = "blobs (read back from L1: anvil_getBlobsByTransactionHash)"
+        try:
+            reply = self.w3.provider.make_request("anvil_getBlobsByTransactionHash", [commit.tx_hash])
+            if "error" in reply or not reply.get("result"):
+                raise L1Error(str(reply.get("error") or "no blobs"))
+            blobs = [bytes.fromhex(b.removeprefix("0x")) for b in reply["result"]][:count]
+        except Exception as exc:  # noqa: BLE001 - this L1 does not serve blobs over JSON-RPC
+            if local_data is None:
+                raise PublishedDataError(f"batch {n}: the L1 does not serve blobs ({exc}) and no local copy "
+                                         "was given") from exc
+            blobs = encode_blobs(local_data)
+            source = "blobs (local copy, checked against the L1's KZG versioned hashes)"
+        if tuple(blob_versioned_hashes(blobs)) != vhs:
+            raise PublishedDataError(f"batch {n}: the blobs' KZG versioned hashes != the commit tx's ({source})")
+        data = decode_blobs(blobs)
+        if len(data) != int(stored["data_length"]):
+            raise PublishedDataError(f"batch {n}: blob payload is {len(data)} bytes, L1 says {stored['data_length']}")
+        return PublishedBatch(n, prev_root, new_root, data_hash, data, commit.tx_hash, source, vhs)
 
     def genesis_root(self) -> bytes:
         return bytes(self.contract.functions.genesisRoot().call())

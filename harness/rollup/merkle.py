@@ -18,7 +18,7 @@ tree and the batch record are written in one transaction).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from Crypto.Hash import keccak as _keccak
@@ -51,6 +51,14 @@ class MerkleProof:
     key: bytes
     value: bytes
     siblings: tuple[bytes, ...]
+
+
+@dataclass
+class TreeUndo:
+    """Previous values of every node/leaf an update touched (None = was absent), for :meth:`SparseMerkleTree.revert`."""
+
+    nodes: dict[tuple[int, int], bytes | None] = field(default_factory=dict)
+    leaves: dict[bytes, bytes | None] = field(default_factory=dict)
 
 
 class SparseMerkleTree:
@@ -92,10 +100,14 @@ class SparseMerkleTree:
         return ZERO32 if value == ZERO32 else keccak(b"\x00" + key + value)
 
     # -- updates ---------------------------------------------------------------------------------------------
-    def update(self, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]]) -> dict[tuple[int, int], bytes | None]:
+    def update(self, items: Mapping[bytes, bytes] | Iterable[tuple[bytes, bytes]],
+               undo: TreeUndo | None = None) -> dict[tuple[int, int], bytes | None]:
         """Set many leaves at once; returns the changed nodes (None = node became empty) for persisting.
 
-        Cost: one keccak per distinct node on the union of the updated paths.
+        Cost: one keccak per distinct node on the union of the updated paths. Validation happens before
+        any mutation (a bad value or an index collision leaves the tree untouched). Pass a
+        :class:`TreeUndo` to record the previous node and leaf values, so that :meth:`revert` can put the
+        tree back exactly (the node uses it when a batch fails to seal after the tree was updated).
         """
         pairs = list(items.items()) if isinstance(items, Mapping) else list(items)
         changed: dict[tuple[int, int], bytes | None] = {}
@@ -111,6 +123,8 @@ class SparseMerkleTree:
             owners[idx] = key if value != ZERO32 else None
         for key, value in pairs:
             idx = self.index_of(key)
+            if undo is not None and key not in undo.leaves:
+                undo.leaves[key] = self.leaves.get(key)
             if value == ZERO32:
                 self.leaves.pop(key, None)
                 self._index_owner.pop(idx, None)
@@ -118,7 +132,7 @@ class SparseMerkleTree:
                 self.leaves[key] = value
                 self._index_owner[idx] = key
             h = self.leaf_hash(key, value)
-            self._set(0, idx, h, changed)
+            self._set(0, idx, h, changed, undo)
             dirty.add(idx)
         for level in range(1, self.depth + 1):
             parents = {i >> 1 for i in dirty}
@@ -127,11 +141,13 @@ class SparseMerkleTree:
                 right = self.node(level - 1, 2 * p + 1)
                 d = self.defaults[level - 1]
                 h = self.defaults[level] if (left == d and right == d) else keccak(left + right)
-                self._set(level, p, h, changed)
+                self._set(level, p, h, changed, undo)
             dirty = parents
         return changed
 
-    def _set(self, level: int, index: int, h: bytes, changed: dict) -> None:
+    def _set(self, level: int, index: int, h: bytes, changed: dict, undo: TreeUndo | None = None) -> None:
+        if undo is not None and (level, index) not in undo.nodes:
+            undo.nodes[(level, index)] = self.nodes.get((level, index))
         if h == self.defaults[level]:
             if self.nodes.pop((level, index), None) is not None:
                 changed[(level, index)] = None
@@ -139,6 +155,25 @@ class SparseMerkleTree:
             if self.nodes.get((level, index)) != h:
                 self.nodes[(level, index)] = h
                 changed[(level, index)] = h
+
+    def revert(self, undo: TreeUndo) -> None:
+        """Undo an :meth:`update` made with ``undo`` (restores every node and leaf it touched)."""
+        for pos, h in undo.nodes.items():
+            if h is None:
+                self.nodes.pop(pos, None)
+            else:
+                self.nodes[pos] = h
+        for key, v in undo.leaves.items():
+            idx = self.index_of(key)
+            if v is None:
+                self.leaves.pop(key, None)
+                if self._index_owner.get(idx) == key:
+                    self._index_owner.pop(idx, None)
+            else:
+                self.leaves[key] = v
+                self._index_owner[idx] = key
+        undo.nodes.clear()
+        undo.leaves.clear()
 
     # -- proofs ----------------------------------------------------------------------------------------------
     def prove(self, key: bytes) -> MerkleProof:

@@ -5,9 +5,16 @@ Start-up (and restart after kill -9 with the same data dir):
     (their pgids are in ``children.json``; checked to be anvil via /proc before killing);
  2. start the L2 engine (anvil, --no-mining, same genesis timestamp as the first run);
  3. replay every recorded L2 block exactly (same txs, same order, same timestamp);
- 4. resubmit every WAL tx not in a recorded block (accepted txs are never lost);
+ 4. resubmit every WAL tx not in a recorded block (accepted txs are never lost; one the engine now
+    refuses is tombstoned and recorded LOUDLY: ``rollup_status.txsDroppedAfterAck`` counts them across
+    restarts, with hashes and the engine's errors, persisted in the store);
  5. switch on interval mining (soft finality), start the block tracker;
- 6. align batch statuses with L1 (``RollupL1.totals()``), start the pipeline and the RPC server.
+ 6. align batch statuses with L1 (``RollupL1.totals()``) and rebuild missing L1 step records from L1,
+    start the pipeline and the RPC server.
+
+Block tags: ``safe`` and ``finalized`` are answered from L1 settlement, not by the L2 engine:
+``safe`` = the last L2 block of the last batch committed on L1, ``finalized`` = the last L2 block of the
+last batch executed on L1 (see ``Pipeline.tag_block``), for every method that takes a block tag.
 
 Trust model (what this node is): a measurement target, not a production rollup.
 The Groth16 proof binds (batch number, prev root, new root, data hash); the
@@ -37,29 +44,37 @@ from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer
 from harness.rollup.state_diff import genesis_leaves
 from harness.rollup.store import NodeDb, TxWal
+from harness.rollup.zk import setup as zk_setup
 
 log = logging.getLogger("rollup.node")
 CLIENT_VERSION = "harness-rollup/0.1 (anvil L2 engine)"
 
 
-def _pid_is_anvil(pid: int) -> bool:
+#: substrings of the command line of the children a node starts (anvil engines; snarkjs / solcjs / circom
+#: tools run by harness.rollup.zk.setup.run_tool), checked before killing a recorded pgid (pids get reused)
+CHILD_MARKERS = (b"anvil", b"snark.js", b"snarkjs", b"circom", b"solc")
+
+
+def _pid_is_ours(pid: int) -> bool:
     try:
-        return b"anvil" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+    return any(m in cmdline for m in CHILD_MARKERS)
 
 
 def kill_stale_children(data_dir: Path) -> list[int]:
-    """Kill the anvil process groups a crashed previous node on this data dir left behind."""
+    """Kill the process groups (anvil engines, prover/compiler tools) a crashed node on this data dir left."""
     f = Path(data_dir) / "children.json"
     killed = []
     if f.is_file():
         try:
-            pgids = json.loads(f.read_text()).get("pgids", [])
+            d = json.loads(f.read_text())
+            pgids = list(d.get("pgids", [])) + list(d.get("tool_pgids", []))
         except ValueError:
             pgids = []
         for pg in pgids:
-            if _pid_is_anvil(pg):
+            if _pid_is_ours(pg):
                 try:
                     os.killpg(pg, signal.SIGKILL)
                     killed.append(pg)
@@ -91,9 +106,12 @@ def _qty(params: list, i: int, name: str) -> int:
 class Node:
     """The rollup node. ``start()`` then ``stop()`` (stop kills both engines)."""
 
-    def __init__(self, cfg: NodeConfig, l1_factory: Callable[[bytes], L1Like], prover: ProverLike) -> None:
-        """``l1_factory(genesis_root)`` returns the L1 Rollup contract to use (deploying it if needed)."""
+    def __init__(self, cfg: NodeConfig, l1_factory: Callable[[bytes], L1Like], prover: ProverLike,
+                 extra_pgids: list[int] | None = None) -> None:
+        """``l1_factory(genesis_root)`` returns the L1 Rollup contract to use (deploying it if needed);
+        ``extra_pgids``: other child process groups to record in children.json (an embedded L1)."""
         self.cfg = cfg
+        self.extra_pgids = list(extra_pgids or [])
         self.l1_factory, self.prover = l1_factory, prover
         self.l1: L1Like | None = None
         self.engine: Engine | None = None
@@ -104,12 +122,23 @@ class Node:
         self._stop = threading.Event()
         self._tracker: threading.Thread | None = None
         self.recovery: dict[str, Any] = {}
+        self.dropped_after_ack: list[dict] = []
         self.started_at = time.time()
+        self._children_lock = threading.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------------------------
-    def _write_children(self) -> None:
-        pgids = [e.pgid for e in (self.engine, self.pipeline and self.pipeline.prover_engine) if e and e.pgid]
-        (self.cfg.data_dir / "children.json").write_text(json.dumps({"node_pid": os.getpid(), "pgids": pgids}))
+    def _write_children(self, *_: object) -> None:
+        """Record every child process group (engines and the short-lived snarkjs/solcjs tools) in
+        children.json, so that the next start on this data dir (or NodeProcess.stop) can reap them after a
+        kill -9 of the node. Written atomically (tmp + rename)."""
+        with self._children_lock:
+            pgids = [e.pgid for e in (self.engine, self.pipeline and self.pipeline.prover_engine) if e and e.pgid]
+            pgids += self.extra_pgids
+            body = json.dumps({"node_pid": os.getpid(), "pgids": pgids, "tool_pgids": zk_setup.live_tool_pgids()})
+            f = self.cfg.data_dir / "children.json"
+            tmp = f.with_suffix(".tmp")
+            tmp.write_text(body)
+            tmp.replace(f)
 
     def start(self) -> Node:
         cfg = self.cfg
@@ -117,6 +146,7 @@ class Node:
         self.recovery["stale_children_killed"] = kill_stale_children(cfg.data_dir)
         self.db = NodeDb(cfg.data_dir / "node.sqlite")
         self.wal = TxWal(cfg.data_dir / "wal.log")
+        zk_setup.add_tool_listener(self._write_children)
         try:
             self._start_inner()
         except BaseException:
@@ -172,14 +202,20 @@ class Node:
             reps = self.engine.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for _, r in chunk])
             for (h, _), rep in zip(chunk, reps, strict=False):
                 if "error" in rep:
-                    refused.append((h, rep["error"]))
-                    self.wal.tombstone(h)
-                    raw.pop(h, None)
+                    refused.append({"tx_hash": h, "error": rep["error"], "at": time.time()})
+        if refused:
+            # an ACKNOWLEDGED tx the engine now refuses: record it durably BEFORE tombstoning, so it is never
+            # silently gone; rollup_status reports every one, across restarts
+            db.set_meta("dropped_after_ack", (db.get_meta("dropped_after_ack") or []) + refused)
+            for r in refused:
+                self.wal.tombstone(r["tx_hash"])
+                raw.pop(r["tx_hash"], None)
+            log.error("ACKNOWLEDGED TXS DROPPED: the engine refused %d WAL txs on resubmit after a restart "
+                      "(see rollup_status.txsDroppedAfterAck): %s", len(refused), refused[:3])
+        self.dropped_after_ack = db.get_meta("dropped_after_ack") or []
         self.recovery.update(replayed_blocks=replayed, resubmitted_txs=len(pending) - len(refused),
                              refused_on_resubmit=len(refused), recovery_s=time.perf_counter() - t0,
                              wal_txs=len(raw))
-        if refused:
-            log.error("engine refused %d WAL txs on resubmit: %s", len(refused), refused[:3])
         self.engine.start_interval_mining(cfg.block_time_s)
         # tree
         nodes, leaves = db.load_tree()
@@ -205,7 +241,7 @@ class Node:
         self._tracker.start()
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch,
-                             self.sequencer.submit_many, CLIENT_VERSION)
+                             self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block)
         self.rpc.start()
 
     def _replay_recorded(self, raw: dict[str, bytes], limit: int | None) -> tuple[int, int | None]:
@@ -235,6 +271,7 @@ class Node:
     def stop(self) -> None:
         """Stop everything this node started; safe to call twice and from a signal handler's path."""
         self._stop.set()
+        zk_setup.remove_tool_listener(self._write_children)
         for fn in (lambda: self.rpc and self.rpc.stop(), lambda: self.pipeline and self.pipeline.stop(),
                    lambda: self.engine and self.engine.stop(), lambda: self.wal and self.wal.close(),
                    lambda: self.db and self.db.close()):
@@ -306,7 +343,10 @@ class Node:
                 "leaves_touched": rec["leaves_touched"], "raw_bytes": rec["raw_bytes"],
                 "compressed_bytes": rec["compressed_bytes"], "compression_ratio": rec["compression_ratio"],
                 "proof_seconds": rec.get("proof_seconds"),
-                "l1_gas": {k: (rec.get(k) or {}).get("gas_used") for k in ("commit", "prove", "execute")}}
+                "l1_gas": {k: (rec.get(k) or {}).get("gas_used") for k in ("commit", "prove", "execute")},
+                "l1_blob_gas": {k: (rec.get(k) or {}).get("blob_gas_used") for k in ("commit", "prove", "execute")},
+                "data_availability": rec.get("data_availability", "calldata"),
+                "published_data_source": rec.get("published_data_source")}
 
     def rpc_batch(self, params: list) -> dict | None:
         return self.pipeline.batches.get(_qty(params, 0, "batch number"))
@@ -322,6 +362,14 @@ class Node:
             "txsAccepted": self.sequencer.accepted, "txsRejected": self.sequencer.rejected,
             "txsKnown": len(self.sequencer.raw_by_hash), "stageTimings": stage_summary(recs),
             "errors": dict(p.errors), "halted": p.halted, "recovery": self.recovery,
+            "txsDroppedAfterAck": len(self.dropped_after_ack),
+            "txsDroppedAfterAckExamples": self.dropped_after_ack[:20],
+            "sealingCriteria": {"max_blocks": self.cfg.criteria.max_blocks, "max_txs": self.cfg.criteria.max_txs,
+                                "max_bytes": self.cfg.criteria.max_bytes,
+                                "max_seconds": self.cfg.criteria.max_seconds},
+            "l2BlockTime_s": self.cfg.block_time_s, "dataAvailability": self.cfg.data_availability,
+            "compression": self.cfg.compression,
+            "blockTags": {"safe": p.tag_block("safe"), "finalized": p.tag_block("finalized")},
             "uptime_s": time.time() - self.started_at, "dataDir": str(self.cfg.data_dir),
             "genesisRoot": self.db.get_meta("genesis_root"),
             "l2EngineUrl": self.engine.url, "proverEngineUrl": p.prover_engine.url if p.prover_engine else None,

@@ -1,5 +1,16 @@
 """The node's JSON-RPC server: HTTP POST on 127.0.0.1 (OS-assigned port), single and batch requests.
 
+JSON-RPC 2.0 as specified: a request must carry ``"jsonrpc": "2.0"``; a request without an ``id``
+member is a notification: it is executed and gets no reply (a body of notifications only gets an empty
+HTTP 204). HTTP only: ``eth_subscribe`` is refused with a message saying so (poll, or use
+``eth_newBlockFilter`` + ``eth_getFilterChanges``, which are proxied to the engine).
+
+Block tags: ``safe`` / ``finalized`` (and ZKsync's ``l1_committed`` = ``safe``) in any block-tag
+parameter of a proxied method (including EIP-1898 ``{"blockNumber": ...}`` objects and the
+``fromBlock``/``toBlock`` of log filters) are replaced by the block number the node's L1 settlement gives
+them (``tag_resolver``), so they never reach the L2 engine, whose own ``safe``/``finalized`` are unrelated
+to L1.
+
 Error codes (JSON-RPC 2.0): -32700 parse error, -32600 invalid request,
 -32601 method not found, -32602 invalid params, -32603 internal error,
 -32000 server/tx errors (the engine's own codes are passed through for
@@ -32,12 +43,44 @@ PROXIED = frozenset({
     "eth_getBlockTransactionCountByNumber", "eth_getBlockTransactionCountByHash", "eth_getBlockReceipts",
     "eth_getTransactionByBlockNumberAndIndex", "eth_getTransactionByBlockHashAndIndex", "eth_createAccessList",
     "eth_getProof", "eth_mining", "eth_hashrate", "eth_protocolVersion", "eth_coinbase",
+    "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter", "eth_getFilterChanges",
+    "eth_getFilterLogs", "eth_uninstallFilter",
 })
+#: position of the block-tag parameter of proxied methods (eth_getLogs / eth_newFilter: a filter object)
+TAG_PARAM = {
+    "eth_getBlockByNumber": 0, "eth_getBlockTransactionCountByNumber": 0, "eth_getBlockReceipts": 0,
+    "eth_getTransactionByBlockNumberAndIndex": 0, "eth_getBalance": 1, "eth_getTransactionCount": 1,
+    "eth_getCode": 1, "eth_call": 1, "eth_estimateGas": 1, "eth_createAccessList": 1, "eth_feeHistory": 1,
+    "eth_getStorageAt": 2, "eth_getProof": 2,
+}
+FILTER_METHODS = frozenset({"eth_getLogs", "eth_newFilter"})
+SETTLEMENT_TAGS = {"safe": "safe", "finalized": "finalized", "l1_committed": "safe"}
+HTTP_ONLY = ("{method} needs a subscription transport (WebSocket); this node serves JSON-RPC over HTTP only: "
+             "poll eth_blockNumber, or use eth_newBlockFilter + eth_getFilterChanges")
 REFUSED = {
     "eth_sendTransaction": "unsigned transactions are not accepted: sign locally and use eth_sendRawTransaction",
     "eth_sign": "this node holds no keys",
     "eth_signTransaction": "this node holds no keys",
 }
+
+
+def _is_notification(req: Any) -> bool:
+    """A JSON-RPC 2.0 notification: a well-formed request object without an ``id`` member."""
+    return (isinstance(req, dict) and "id" not in req and req.get("jsonrpc") == "2.0"
+            and isinstance(req.get("method"), str) and bool(req.get("method")))
+
+
+def _sha3(id_: Any, params: list) -> dict:
+    """web3_sha3: keccak-256 of the 0x-hex data in params[0]."""
+    from harness.rollup.merkle import keccak
+
+    if len(params) != 1 or not isinstance(params[0], str) or not params[0].startswith(("0x", "0X")):
+        return _err(id_, -32602, 'invalid params: expected ["0x<hex data>"]')
+    try:
+        data = bytes.fromhex(params[0][2:])
+    except ValueError:
+        return _err(id_, -32602, "invalid params: data is not hex")
+    return {"jsonrpc": "2.0", "id": id_, "result": "0x" + keccak(data).hex()}
 
 
 class InvalidParams(ValueError):
@@ -56,8 +99,12 @@ class RpcServer:
 
     def __init__(self, host: str, port: int, handlers: dict[str, Callable[[list], Any]],
                  proxy_batch: Callable[[list[tuple[str, list]]], list[dict]],
-                 submit_raw: Callable[[list[bytes]], list], client_version: str) -> None:
+                 submit_raw: Callable[[list[bytes]], list], client_version: str,
+                 tag_resolver: Callable[[str], int] | None = None) -> None:
+        """``tag_resolver(tag)`` -> L2 block number for ``"safe"`` / ``"finalized"`` (None: the tags are
+        passed to the engine unchanged)."""
         self.handlers = handlers
+        self.tag_resolver = tag_resolver
         self.proxy_batch = proxy_batch
         self.submit_raw = submit_raw
         self.client_version = client_version
@@ -95,6 +142,11 @@ class RpcServer:
                 except Exception as e:  # noqa: BLE001 - last line of defence
                     log.exception("internal error")
                     reply = _err(None, -32603, f"internal error: {type(e).__name__}")
+                if reply is None:  # notifications only: nothing to say
+                    self.send_response(204)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 self._send(200, reply)
 
         self.httpd = ThreadingHTTPServer((host, port), Handler)
@@ -128,8 +180,33 @@ class RpcServer:
                 return _err(None, -32600, "empty batch")
             if len(req) > MAX_BATCH:
                 return _err(None, -32600, f"batch larger than {MAX_BATCH}")
-            return self.handle_many(req)
-        return self.handle_many([req])[0]
+            replies = [r for r, q in zip(self.handle_many(req), req, strict=True) if not _is_notification(q)]
+            return replies or None
+        reply = self.handle_many([req])[0]
+        return None if _is_notification(req) else reply
+
+    def _resolve(self, tag: Any) -> Any:
+        if isinstance(tag, str) and tag in SETTLEMENT_TAGS and self.tag_resolver is not None:
+            return hex(self.tag_resolver(SETTLEMENT_TAGS[tag]))
+        if isinstance(tag, dict) and "blockNumber" in tag:
+            return {**tag, "blockNumber": self._resolve(tag["blockNumber"])}
+        return tag
+
+    def rewrite_tags(self, method: str, params: list) -> list:
+        """Replace settlement tags (safe / finalized) in a proxied call's params by L2 block numbers."""
+        if self.tag_resolver is None:
+            return params
+        i = TAG_PARAM.get(method)
+        if i is not None and len(params) > i:
+            params = list(params)
+            params[i] = self._resolve(params[i])
+        elif method in FILTER_METHODS and params and isinstance(params[0], dict):
+            f = dict(params[0])
+            for k in ("fromBlock", "toBlock"):
+                if k in f:
+                    f[k] = self._resolve(f[k])
+            params = [f, *params[1:]]
+        return params
 
     def handle_many(self, reqs: list) -> list[dict]:
         out: list[dict | None] = [None] * len(reqs)
@@ -143,6 +220,9 @@ class RpcServer:
             method, params = r.get("method"), r.get("params", [])
             if not isinstance(id_, (str, int, float, type(None))) or isinstance(id_, bool):
                 out[i] = _err(None, -32600, "invalid request: bad id")
+                continue
+            if r.get("jsonrpc") != "2.0":
+                out[i] = _err(id_, -32600, 'invalid request: "jsonrpc" must be "2.0"')
                 continue
             if not isinstance(method, str) or not method:
                 out[i] = _err(id_, -32600, "invalid request: method must be a non-empty string")
@@ -178,10 +258,17 @@ class RpcServer:
                     out[i] = _err(id_, -32603, f"internal error: {type(e).__name__}: {e}")
             elif method == "web3_clientVersion":
                 out[i] = {"jsonrpc": "2.0", "id": id_, "result": self.client_version}
+            elif method == "web3_sha3":
+                out[i] = _sha3(id_, params)
+            elif method in ("eth_subscribe", "eth_unsubscribe"):
+                out[i] = _err(id_, -32601, HTTP_ONLY.format(method=method))
             elif method in REFUSED:
                 out[i] = _err(id_, -32000, REFUSED[method])
             elif method in PROXIED:
-                proxied.append((i, id_, method, params))
+                try:
+                    proxied.append((i, id_, method, self.rewrite_tags(method, params)))
+                except Exception as e:  # noqa: BLE001 - e.g. the pipeline is not up yet
+                    out[i] = _err(id_, -32603, f"internal error resolving a block tag: {type(e).__name__}: {e}")
             else:
                 out[i] = _err(id_, -32601, f"method not found: {method}")
         if raws:

@@ -61,3 +61,8 @@ def test_node_with_blob_da_reaches_executed(private_l1, rollup_node_factory) -> 
     commit_tx = l1w3.eth.get_transaction(d["commitTxHash"])
     assert commit_tx["type"] == 3 and commit_tx["blobVersionedHashes"], commit_tx
     assert l1w3.eth.get_transaction_receipt(d["commitTxHash"])["blobGasUsed"] > 0
+    # the prover re-executed the blobs it read back from L1, and the blob gas is on the record
+    b = rpc_call(node.url, "zks_getL1BatchDetails", [d["l1BatchNumber"]])
+    assert b["publishedDataSource"].startswith("blobs (read back from L1"), b
+    assert b["dataAvailability"] == "blobs" and b["commitBlobGasUsed"] == 131_072 * len(commit_tx["blobVersionedHashes"])
+    assert rpc_call(node.url, "rollup_batchTimings", [d["l1BatchNumber"]])["l1_blob_gas"]["commit"] > 0

@@ -3,7 +3,11 @@
 "Acknowledged" = the node answered eth_sendRawTransaction with a tx hash. After the restart every
 acknowledged tx must be in an L2 block with status 1 and reach hard finality; batches continue
 from what L1 says; no batch is committed twice (L1's totals equal the node's batch count and the
-roots chain); the previous incarnation's anvil engines were reaped.
+roots chain); the previous incarnation's anvil engines were reaped; and every batch's finality fields
+(commit/prove/execute tx hash, instant, gas) are filled and equal the L1 receipts, including the steps
+that happened on L1 while the node's local record of them was lost (the crash window between an L1
+receipt and the local write is reproduced on disk: the test deletes those writes from the crashed node's
+store before the restart).
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import pytest
 from eth_account import Account as EthAccount
 
 from fixtures.rollup import l1_operator_key
+from harness.chain import claims_b
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
 from harness.chain.anvil import rpc_call
 from harness.rollup.l1 import RollupL1
+from harness.rollup.store import NodeDb
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 NODE_ARGS = ("--max-blocks", "2", "--max-seconds", "2")
@@ -106,11 +112,17 @@ def test_kill9_under_load_then_restart_loses_nothing(private_l1, rollup_node_fac
     nonces = {EthAccount.from_key(k).address: 0 for k in keys}
     load = TransferLoad(node.url, nonces, keys)
     load.start()
-    time.sleep(4.0)  # a few blocks and at least one batch under way
+    time.sleep(2.0)
+    deadline = time.monotonic() + 90  # kill once at least one batch is executed on L1 and load is running
+    while time.monotonic() < deadline and rpc_call(node.url, "rollup_status")["batches"]["executed"] < 1:
+        time.sleep(0.25)
     node.kill9()
     load.join(timeout=30)
     acked_before = list(load.acked)
     assert len(acked_before) > 50, f"load too small to mean anything: {len(acked_before)} ({load.errors[:2]})"
+
+    lost_writes = forget_l1_steps(data_dir)
+    assert lost_writes, "no batch had reached L1 before the crash"
 
     node2 = rollup_node_factory(private_l1.url, l1_operator_key(), data_dir, NODE_ARGS)
     st = rpc_call(node2.url, "rollup_status")
@@ -152,6 +164,66 @@ def test_kill9_under_load_then_restart_loses_nothing(private_l1, rollup_node_fac
         prev = b
     for r in list(receipts.values()) + list(receipts2.values()):
         assert int(r["blockNumber"], 16) in seen_blocks
+    check_finality_fields_against_l1(node2.url, l1, private_l1.url, totals["executed"], lost_writes)
+
+
+def forget_l1_steps(data_dir) -> dict[int, str]:
+    """Reproduce the crash window on the crashed node's store: for the first batch executed on L1, drop its
+    local commit/prove/execute records and put it back to 'sealed' (as if the node died right after each L1
+    receipt, before writing it); for the last batch at least committed, drop its last step's record.
+    Returns {batch: status it had}."""
+    db = NodeDb(data_dir / "node.sqlite")
+    try:
+        recs = {n: db.batch(n) for n in db.batch_numbers()}
+        done = {n: r for n, r in recs.items() if r["status"] in ("committed", "proven", "executed")}
+        if not done:
+            return {}
+        out = {}
+        first, last = min(done), max(done)
+        r = done[first]
+        out[first] = r["status"]
+        for step in ("commit", "prove", "execute"):
+            r.pop(step, None)
+        r["status"] = "sealed"
+        db.put_batch(r)
+        if last != first:
+            r = done[last]
+            out[last] = r["status"]
+            step = {"committed": "commit", "proven": "prove", "executed": "execute"}[r["status"]]
+            r.pop(step)
+            r["status"] = {"commit": "sealed", "prove": "committed", "execute": "proven"}[step]
+            db.put_batch(r)
+        return out
+    finally:
+        db.close()
+
+
+def check_finality_fields_against_l1(url: str, l1: RollupL1, l1_url: str, executed: int,
+                                     lost_writes: dict[int, str]) -> None:
+    """Every executed batch: tx hashes, instants and gas of all three steps present and equal to L1's
+    receipts; the steps rebuilt from L1 are flagged; settlement cost computes."""
+    batches = []
+    for n in range(1, executed + 1):
+        b = rpc_call(url, "zks_getL1BatchDetails", [n])
+        assert b["status"] == "verified", b
+        for step, past in (("commit", "committed"), ("prove", "proven"), ("execute", "executed")):
+            h, gas = b[f"{step}TxHash"], b[f"{step}GasUsed"]
+            assert h and gas and b[f"{past}At"] and b[f"{past}AtUnix"], (n, step, b)
+            rc = rpc_call(l1_url, "eth_getTransactionReceipt", [h])
+            assert rc and int(rc["status"], 16) == 1 and int(rc["gasUsed"], 16) == gas, (n, step, rc)
+            assert b[f"{step}L1BlockNumber"] == int(rc["blockNumber"], 16)
+            assert b[f"{step}BlobGasUsed"] == 0
+        on_l1 = l1.batch(n)
+        assert b["executeL1BlockNumber"] == on_l1["executed_block"] and b["commitL1BlockTimestamp"] == on_l1["committed_at"]
+        assert b["committedAtUnix"] <= b["provenAtUnix"] <= b["executedAtUnix"]
+        timings = rpc_call(url, "rollup_batchTimings", [n])
+        batches.append({**b, "l1_gas": timings["l1_gas"]})
+    first = min(lost_writes)
+    d = rpc_call(url, "zks_getL1BatchDetails", [first])
+    if lost_writes[first] == "executed":  # all three steps of this batch were rebuilt from L1
+        assert d["commitRecovered"] and d["proveRecovered"] and d["executeRecovered"], d
+    cost = claims_b.settlement_cost(batches, 100_000, 2_500_000)  # raised "gas unknown" before
+    assert cost["amortized_l1_gas_per_tx"] > 0
 
 
 def test_sigterm_stops_the_node_and_its_engines(private_l1, rollup_node_factory, tmp_path) -> None:

@@ -1,15 +1,12 @@
 """L1 outage: the batcher retries with backoff while L1 is unreachable and catches up afterwards.
 
-The node talks to L1 through a TCP relay (a real socket relay in this test, no mock) that the test
-cuts: while cut, every connection is closed at once, so commit/prove/execute calls fail.
+The node talks to L1 through a TCP relay (fixtures/rollup.py ``l1_relay``: a real socket relay, no mock)
+that the test cuts: while cut, every connection is closed at once, so commit/prove/execute calls fail.
 """
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
-import urllib.parse
 
 import pytest
 from eth_account import Account as EthAccount
@@ -22,78 +19,6 @@ from harness.rollup.l1 import RollupL1
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
-class Relay:
-    """127.0.0.1 TCP relay to ``target_url``'s host:port; ``cut()``/``restore()`` simulate an outage."""
-
-    def __init__(self, target_url: str) -> None:
-        u = urllib.parse.urlparse(target_url)
-        self.target = (u.hostname, u.port)
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.up = True
-        self.conns: list[socket.socket] = []
-        self.lock = threading.Lock()
-        self.refused = 0
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            if not self.up:
-                self.refused += 1
-                c.close()
-                continue
-            try:
-                t = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                c.close()
-                continue
-            with self.lock:
-                self.conns += [c, t]
-            for a, b in ((c, t), (t, c)):
-                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
-
-    @staticmethod
-    def _pipe(a: socket.socket, b: socket.socket) -> None:
-        try:
-            while data := a.recv(65536):
-                b.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (a, b):
-                try:
-                    s.close()
-                except OSError:
-                    pass
-
-    def cut(self) -> None:
-        self.up = False
-        with self.lock:
-            for s in self.conns:
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-            self.conns.clear()
-
-    def restore(self) -> None:
-        self.up = True
-
-    def close(self) -> None:
-        self.cut()
-        self.sock.close()
-
-
 def _send_transfers(url: str, key: bytes, start_nonce: int, n: int) -> list[str]:
     hashes = []
     for i in range(n):
@@ -104,36 +29,37 @@ def _send_transfers(url: str, key: bytes, start_nonce: int, n: int) -> list[str]
     return hashes
 
 
-def test_batcher_retries_through_an_l1_outage_and_catches_up(private_l1, rollup_node_factory) -> None:
-    relay = Relay(private_l1.url)
-    try:
-        node = rollup_node_factory(relay.url, l1_operator_key(), None, ("--max-blocks", "1", "--max-seconds", "1"))
-        key = derive_account(DEFAULT_MNEMONIC, 12).key
-        _send_transfers(node.url, key, 0, 5)
-        relay.cut()
-        t_cut = time.monotonic()
-        during = _send_transfers(node.url, key, 5, 20)  # L2 keeps accepting and sealing during the outage
-        time.sleep(6.0)
-        st = rpc_call(node.url, "rollup_status")
-        stuck = st["batches"]
-        assert st["errors"], "no L1 error recorded while L1 was unreachable"
-        assert stuck["sealed"] > stuck["executed"], stuck
-        relay.restore()
-        rc = rpc_call(node.url, "eth_getTransactionReceipt", [during[-1]])
-        last_block = int(rc["blockNumber"], 16)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            d = rpc_call(node.url, "zks_getBlockDetails", [last_block])
-            if d and d["status"] == "verified":
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"no catch-up: {rpc_call(node.url, 'rollup_status')}")
-        st = rpc_call(node.url, "rollup_status")
-        print(f"\noutage {6.0:.0f} s (+ {time.monotonic() - t_cut - 6.0:.1f} s to catch up); "
-              f"batches before restore {stuck}; after {st['batches']}; relay refused {relay.refused} connections")
-        assert st["halted"] is None
-        totals = RollupL1.attach(private_l1.url, st["rollupAddress"]).totals()
-        assert totals["executed"] >= d["l1BatchNumber"] and st["l1Totals"] == totals
-    finally:
-        relay.close()
+def test_batcher_retries_through_an_l1_outage_and_catches_up(private_l1, l1_relay, rollup_node_factory) -> None:
+    relay = l1_relay
+    node = rollup_node_factory(relay.url, l1_operator_key(), None, ("--max-blocks", "1", "--max-seconds", "1"))
+    key = derive_account(DEFAULT_MNEMONIC, 12).key
+    _send_transfers(node.url, key, 0, 5)
+    relay.cut()
+    t_cut = time.monotonic()
+    during = _send_transfers(node.url, key, 5, 20)  # L2 keeps accepting and sealing during the outage
+    time.sleep(6.0)
+    st = rpc_call(node.url, "rollup_status")
+    stuck = st["batches"]
+    assert st["errors"], "no L1 error recorded while L1 was unreachable"
+    assert stuck["sealed"] > stuck["executed"], stuck
+    relay.restore()
+    rc = rpc_call(node.url, "eth_getTransactionReceipt", [during[-1]])
+    last_block = int(rc["blockNumber"], 16)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        d = rpc_call(node.url, "zks_getBlockDetails", [last_block])
+        if d and d["status"] == "verified":
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError(f"no catch-up: {rpc_call(node.url, 'rollup_status')}")
+    st = rpc_call(node.url, "rollup_status")
+    print(f"\noutage {6.0:.0f} s (+ {time.monotonic() - t_cut - 6.0:.1f} s to catch up); "
+          f"batches before restore {stuck}; after {st['batches']}; relay refused {relay.refused} connections")
+    assert st["halted"] is None
+    totals = RollupL1.attach(private_l1.url, st["rollupAddress"]).totals()
+    assert totals["executed"] >= d["l1BatchNumber"] and st["l1Totals"] == totals
+    for n in range(1, totals["executed"] + 1):  # steps that went through during the outage carry real records
+        b = rpc_call(node.url, "zks_getL1BatchDetails", [n])
+        for step in ("commit", "prove", "execute"):
+            assert b[f"{step}TxHash"] and b[f"{step}GasUsed"], (n, step, b)

@@ -1,9 +1,14 @@
-"""The node's JSON-RPC surface: malformed requests and transactions get proper errors; the node stays up."""
+"""The node's JSON-RPC surface: malformed requests and transactions get proper errors; the node stays up.
+
+The hypothesis tests take their example counts from the active profile (fixtures/hypothesis_profiles.py:
+``ci`` / ``dev``), and each checks at its end that the node is still alive and not halted.
+"""
 
 from __future__ import annotations
 
 import http.client
 import json
+import time
 import urllib.parse
 
 import pytest
@@ -16,16 +21,19 @@ from harness.chain.anvil import rpc_call
 
 pytestmark = [pytest.mark.chain]
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# no max_examples here: the ci/dev profiles decide how many examples run
+FUZZ = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def post(url: str, body: bytes) -> tuple[int, object]:
+    """(HTTP status, decoded JSON reply or None for an empty body)."""
     u = urllib.parse.urlparse(url)
     c = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
     try:
         c.request("POST", "/", body, {"Content-Type": "application/json"})
         r = c.getresponse()
-        return r.status, json.loads(r.read())
+        data = r.read()
+        return r.status, (json.loads(data) if data else None)
     finally:
         c.close()
 
@@ -57,6 +65,50 @@ def test_protocol_errors(rollup_env) -> None:
                                   "garbage"]).encode())[1]
     assert batch[0]["result"] == hex(270) and batch[1]["error"]["code"] == -32601
     assert batch[2]["error"]["code"] == -32600
+    # "jsonrpc": "2.0" is required
+    assert post(url, json.dumps({"id": 1, "method": "eth_chainId", "params": []}).encode())[1]["error"]["code"] == -32600
+    wrong = post(url, json.dumps({"jsonrpc": "1.0", "id": 1, "method": "eth_chainId"}).encode())[1]
+    assert wrong["error"]["code"] == -32600 and "2.0" in wrong["error"]["message"] and wrong["id"] == 1
+    # subscriptions: a clear message that the transport is HTTP only
+    sub = call(url, "eth_subscribe", ["newHeads"])["error"]
+    assert sub["code"] == -32601 and "HTTP only" in sub["message"] and "eth_newBlockFilter" in sub["message"]
+    alive(url)
+
+
+def test_notifications_get_no_reply(rollup_env) -> None:
+    """JSON-RPC 2.0: a request without an id is a notification - executed, never answered."""
+    url = rollup_env.url
+    status, reply = post(url, json.dumps({"jsonrpc": "2.0", "method": "eth_blockNumber", "params": []}).encode())
+    assert status == 204 and reply is None
+    status, reply = post(url, json.dumps([{"jsonrpc": "2.0", "method": "eth_chainId", "params": []},
+                                          {"jsonrpc": "2.0", "method": "eth_blockNumber"}]).encode())
+    assert status == 204 and reply is None
+    status, reply = post(url, json.dumps([{"jsonrpc": "2.0", "method": "eth_chainId", "params": []},
+                                          {"jsonrpc": "2.0", "id": 5, "method": "eth_chainId", "params": []},
+                                          {"jsonrpc": "2.0", "id": None, "method": "eth_chainId"}]).encode())
+    assert status == 200 and [r["id"] for r in reply] == [5, None]  # "id": null is a request, not a notification
+    alive(url)
+
+
+def test_web3_sha3_and_filters(rollup_env) -> None:
+    from harness.rollup.merkle import keccak
+
+    url = rollup_env.url
+    assert call(url, "web3_sha3", ["0x68656c6c6f"])["result"] == "0x" + keccak(b"hello").hex()
+    assert call(url, "web3_sha3", ["hello"])["error"]["code"] == -32602
+    fid = call(url, "eth_newBlockFilter", [])["result"]
+    head = int(rpc_call(url, "eth_blockNumber"), 16)
+    deadline = time.monotonic() + 10
+    changes: list = []
+    while time.monotonic() < deadline and not changes:
+        time.sleep(0.5)
+        changes = call(url, "eth_getFilterChanges", [fid])["result"]
+    assert changes and all(isinstance(h, str) and h.startswith("0x") for h in changes), changes
+    assert int(rpc_call(url, "eth_blockNumber"), 16) > head
+    assert call(url, "eth_uninstallFilter", [fid])["result"] is True
+    lf = call(url, "eth_newFilter", [{"fromBlock": "finalized", "toBlock": "latest"}])["result"]
+    assert isinstance(call(url, "eth_getFilterLogs", [lf])["result"], list)
+    assert call(url, "eth_uninstallFilter", [lf])["result"] is True
     alive(url)
 
 
@@ -105,37 +157,53 @@ json_values = st.recursive(
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12)
 methods = st.sampled_from(["eth_sendRawTransaction", "eth_getBalance", "eth_call", "zks_getBlockDetails",
                            "zks_getL1BatchDetails", "rollup_batchTimings", "eth_getBlockByNumber",
-                           "zks_getL1BatchBlockRange", "eth_getLogs"]) | st.text(max_size=12)
+                           "zks_getL1BatchBlockRange", "eth_getLogs", "eth_newFilter", "eth_getFilterChanges",
+                           "web3_sha3", "eth_subscribe"]) | st.text(max_size=12)
 
 
-@FUZZ
-@given(st.binary(max_size=300))
-def test_fuzz_raw_bytes_bodies(rollup_env, body: bytes) -> None:
-    status, reply = post(rollup_env.url, body)
-    assert status == 200
-    replies = reply if isinstance(reply, list) else [reply]
-    assert all(isinstance(r, dict) and ("error" in r or "result" in r) for r in replies)
+def test_fuzz_raw_bytes_bodies(rollup_env) -> None:
+    @FUZZ
+    @given(st.binary(max_size=300))
+    def one(body: bytes) -> None:
+        status, reply = post(rollup_env.url, body)
+        if reply is None:  # only a body of well-formed notifications gets no reply
+            assert status == 204
+            return
+        assert status == 200
+        replies = reply if isinstance(reply, list) else [reply]
+        assert all(isinstance(r, dict) and ("error" in r or "result" in r) for r in replies)
+
+    one()
+    alive(rollup_env.url)
 
 
-@FUZZ
-@given(methods, json_values, st.one_of(st.integers(), st.text(max_size=5), st.none()))
-def test_fuzz_requests(rollup_env, method: str, params, id_) -> None:
-    status, reply = post(rollup_env.url, json.dumps({"jsonrpc": "2.0", "id": id_, "method": method,
-                                                     "params": params}).encode())
-    assert status == 200 and isinstance(reply, dict)
-    if "error" in reply:
-        assert isinstance(reply["error"]["code"], int) and reply["error"]["message"]
+def test_fuzz_requests(rollup_env) -> None:
+    @FUZZ
+    @given(methods, json_values, st.one_of(st.integers(), st.text(max_size=5), st.none()))
+    def one(method: str, params, id_) -> None:
+        status, reply = post(rollup_env.url, json.dumps({"jsonrpc": "2.0", "id": id_, "method": method,
+                                                         "params": params}).encode())
+        assert status == 200 and isinstance(reply, dict)
+        if "error" in reply:
+            assert isinstance(reply["error"]["code"], int) and reply["error"]["message"]
+
+    one()
+    alive(rollup_env.url)
 
 
-@FUZZ
-@given(st.one_of(st.binary(max_size=200),
-                 st.binary(max_size=200).map(lambda b: b"\x02" + b),
-                 st.lists(st.binary(max_size=33), max_size=12).map(lambda fs: b"\x02" + rlp.encode(fs)),
-                 st.lists(st.binary(max_size=33), max_size=10).map(rlp.encode)))
-def test_fuzz_raw_transactions_are_rejected(rollup_env, raw: bytes) -> None:
-    r = call(rollup_env.url, "eth_sendRawTransaction", ["0x" + raw.hex()])
-    assert "error" in r, r
-    assert r["error"]["code"] in (-32602, -32000), r
+def test_fuzz_raw_transactions_are_rejected(rollup_env) -> None:
+    @FUZZ
+    @given(st.one_of(st.binary(max_size=200),
+                     st.binary(max_size=200).map(lambda b: b"\x02" + b),
+                     st.lists(st.binary(max_size=33), max_size=12).map(lambda fs: b"\x02" + rlp.encode(fs)),
+                     st.lists(st.binary(max_size=33), max_size=10).map(rlp.encode)))
+    def one(raw: bytes) -> None:
+        r = call(rollup_env.url, "eth_sendRawTransaction", ["0x" + raw.hex()])
+        assert "error" in r, r
+        assert r["error"]["code"] in (-32602, -32000), r
+
+    one()
+    alive(rollup_env.url)
 
 
 def test_node_still_healthy_after_fuzzing(rollup_env) -> None:

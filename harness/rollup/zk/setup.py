@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +100,46 @@ def resolve_cache_dir(cache_dir: Path | str) -> Path:
     return path if path.is_absolute() else REPO / path
 
 
+_live_tools: set[int] = set()
+_tool_listeners: list = []
+_tools_lock = threading.Lock()
+
+
+def live_tool_pgids() -> list[int]:
+    """Process groups of the tools :func:`run_tool` is running right now (each in its own session)."""
+    with _tools_lock:
+        return sorted(_live_tools)
+
+
+def add_tool_listener(fn) -> None:
+    """``fn()`` is called after a tool child starts and after it ends (the node rewrites children.json,
+    so that a kill -9 of the node does not orphan a running snarkjs/solcjs)."""
+    with _tools_lock:
+        _tool_listeners.append(fn)
+
+
+def remove_tool_listener(fn) -> None:
+    with _tools_lock:
+        if fn in _tool_listeners:
+            _tool_listeners.remove(fn)
+
+
+def _notify_tools() -> None:
+    with _tools_lock:
+        listeners = list(_tool_listeners)
+    for fn in listeners:
+        try:
+            fn()
+        except Exception:  # noqa: BLE001 - bookkeeping must never break a proof
+            pass
+
+
 def run_tool(
     cmd: list[str], timeout_s: float = STEP_TIMEOUT_S, stdin: bytes | None = None, cwd: Path = REPO
 ) -> tuple[bytes, float]:
-    """Run a short-lived node tool in its own process group; returns (stdout, seconds). Raises on failure."""
+    """Run a short-lived node tool in its own process group; returns (stdout, seconds). Raises on failure.
+
+    While it runs its pgid is listed by :func:`live_tool_pgids` (and listeners are told)."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd,
@@ -112,6 +149,9 @@ def run_tool(
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
+    with _tools_lock:
+        _live_tools.add(proc.pid)
+    _notify_tools()
     try:
         out, err = proc.communicate(input=stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired as exc:
@@ -119,6 +159,9 @@ def run_tool(
     finally:
         if proc.poll() is None:
             procs.kill_group(proc.pid, proc=proc)
+        with _tools_lock:
+            _live_tools.discard(proc.pid)
+        _notify_tools()
     seconds = time.perf_counter() - t0
     if proc.returncode != 0:
         tail = (out + err).decode(errors="replace")[-3000:]
