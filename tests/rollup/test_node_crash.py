@@ -251,3 +251,68 @@ def _alive(pgid: int) -> bool:
         return True
     except ProcessLookupError:
         return False
+
+
+def test_acknowledged_tx_refused_on_resubmit_is_loud_and_counted(private_l1, rollup_node_factory, tmp_path) -> None:
+    """A WAL tx the engine refuses when the node resubmits it after a restart (here: a signed tx from an
+    account with no funds, written into the stopped node's WAL as if it had been acknowledged) is not
+    silently dropped: rollup_status counts it with its hash and the engine's error, across restarts."""
+    from harness.rollup.store import TxWal
+
+    data_dir = tmp_path / "node-drop"
+    node = rollup_node_factory(private_l1.url, l1_operator_key(), data_dir, NODE_ARGS)
+    assert rpc_call(node.url, "rollup_status")["txsDroppedAfterAck"] == 0
+    node.stop()
+    poor = EthAccount.create()
+    signed = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": 0, "gas": 21_000, "value": 10**18,
+                                          "to": "0x000000000000000000000000000000000000dEaD",
+                                          "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, poor.key)
+    wal = TxWal(data_dir / "wal.log")
+    wal.append(bytes(signed.raw_transaction))
+    wal.close()
+    for _ in range(2):  # the count survives a second restart (it is persisted, not only logged)
+        node = rollup_node_factory(private_l1.url, l1_operator_key(), data_dir, NODE_ARGS)
+        st = rpc_call(node.url, "rollup_status")
+        assert st["txsDroppedAfterAck"] == 1, st
+        [ex] = st["txsDroppedAfterAckExamples"]
+        assert ex["tx_hash"] == signed.hash.to_0x_hex() and "fund" in json.dumps(ex["error"]).lower(), ex
+        node.stop()
+    assert "ACKNOWLEDGED TXS DROPPED" in (data_dir / "logs" / "node.log").read_text()
+
+
+def test_sigterm_during_start_up_stops_at_once(private_l1, tmp_path) -> None:
+    """SIGTERM while the node is still starting (its L2 engine is up, the rest not yet) interrupts the
+    start-up: the process exits promptly and leaves no engine behind."""
+    import os
+    import signal as _signal
+
+    from harness import procs
+    from harness.rollup.service import REPO, NodeProcess
+
+    data_dir = tmp_path / "node-early-term"
+    np_ = NodeProcess(data_dir, l1_url=private_l1.url, l1_key=l1_operator_key(), extra_args=list(NODE_ARGS))
+    data_dir.mkdir(parents=True)
+    proc = procs.start(np_.command(), np_.log_path, env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=REPO)
+    try:
+        children_file = data_dir / "children.json"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (children_file.is_file() and
+                                                   json.loads(children_file.read_text())["pgids"]):
+            assert proc.poll() is None, procs.log_tail(np_.log_path)
+            time.sleep(0.01)
+        pgids = json.loads(children_file.read_text())["pgids"]
+        ready_before = (data_dir / "ready.json").is_file()
+        os.kill(proc.pid, _signal.SIGTERM)
+        rc = proc.wait(timeout=30)
+        assert rc in (0, 128 + _signal.SIGTERM), procs.log_tail(np_.log_path)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(pg) for pg in pgids):
+            time.sleep(0.1)
+        assert not any(_alive(pg) for pg in pgids), "an engine survived SIGTERM during start-up"
+        print(f"\nSIGTERM {'after' if ready_before else 'during'} start-up: exit code {rc}")
+    finally:
+        if proc.poll() is None:
+            procs.kill_group(proc.pid, proc=proc)
+        from harness.rollup.node import kill_stale_children
+
+        kill_stale_children(data_dir)
