@@ -17,6 +17,17 @@ k* = 0) and hi = N. Because loss(k) is not strictly monotone, bisection returns
 *a* boundary k (loss(k) <= thr < loss(k-1)); on models where loss(k) is
 monotone this is the smallest k, and the tests check it agrees with a fine
 grid scan (:func:`scan_smallest_k`).
+
+Range: the definition is a minimum over k in {0, ..., N}, so the fraction
+lies in [0, 1]. It is 0 exactly when the all-pruned network (biases only, a
+constant prediction for an MLP) already meets ``(1 + alpha) * L``: a
+degenerate model whose loss does not depend on its weights (e.g. untrained,
+or stuck at the constant predictor). That value is kept rather than clamped
+to the smallest positive fraction 1/N, because 0 is the true minimum and a
+clamp would hide the degeneracy; the paper's (0, 1] holds for every model
+whose all-pruned loss exceeds the tolerance, which includes every model
+trained to the stopping rule (train CE <= 0.01 is far below the loss of any
+constant prediction on a dataset with more than one class).
 """
 
 from __future__ import annotations
@@ -36,7 +47,10 @@ from harness.ml.models import prunable_weights
 
 @dataclass(frozen=True)
 class PruneResult:
-    """Outcome of a pruning search. Losses: mean CE (nats) on the given (x, y); seconds: wall."""
+    """Outcome of a pruning search. Losses: mean CE (nats) on the given (x, y); seconds: wall.
+
+    ``fraction_kept`` in [0, 1]; 0 only for a degenerate model whose all-pruned loss meets the tolerance.
+    """
 
     fraction_kept: float
     weights_kept: int

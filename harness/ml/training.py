@@ -7,7 +7,13 @@ the full-train-set mean cross-entropy is <= ``target_train_loss``. A model is
 one training; a capped model is simply not converged.
 
 Determinism: minibatch order comes from a ``torch.Generator`` seeded with
-``seed``; the caller fixes the thread count (``torch.set_num_threads(1)`` per
+``seed``; dropout masks (the only other random draws in training) come from
+torch's global RNG, which :func:`train` forks and seeds with
+:func:`dropout_seed` for the duration of the training, so a model with
+dropout is a function of its config alone and the caller's global RNG state is
+left untouched. (A model without dropout draws nothing from the global RNG,
+so seeding it changes nothing for such models: their cached entries stay
+valid.) The caller fixes the thread count (``torch.set_num_threads(1)`` per
 worker process — the thread count changes float reduction order).
 """
 
@@ -92,6 +98,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 81
         model.train(was_training)
 
 
+def dropout_seed(seed: int) -> int:
+    """Seed of the global torch RNG during :func:`train` (dropout masks): distinct from the init seed's stream."""
+    return (int(seed) * 1_000_003 + 7919) % (2**63)
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -102,7 +113,20 @@ def train(
     """Train ``model`` in place on ``data`` with ``cfg``; returns a :class:`TrainResult`.
 
     ``progress(epoch, full_train_loss)`` is called at every stopping-rule check.
+    The global torch RNG is forked and seeded with :func:`dropout_seed` (``seed``) while training.
     """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(dropout_seed(seed))
+        return _train(model, data, cfg, seed, progress)
+
+
+def _train(
+    model: nn.Module,
+    data: Dataset,
+    cfg: TrainConfig,
+    seed: int,
+    progress: Callable[[int, float], None] | None,
+) -> TrainResult:
     if cfg.optimizer == "sgd":
         opt = torch.optim.SGD(
             model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay

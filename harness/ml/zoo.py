@@ -46,6 +46,9 @@ from harness.ml.models import build_model
 from harness.ml.training import TrainConfig, TrainResult, train
 
 ZOO_FORMAT = 1  # bump when the entry layout or training semantics change (changes every key)
+DROPOUT_RNG_FORMAT = (
+    1  # dropout masks seeded from the config seed (training.dropout_seed); dropout>0 keys only
+)
 
 
 class CacheCorruptionWarning(UserWarning):
@@ -94,10 +97,17 @@ class ModelConfig:
         return d
 
     def key(self) -> str:
-        """Stable sha256 (hex) of the canonical JSON of this config plus the zoo format version."""
-        payload = json.dumps(
-            {"format": ZOO_FORMAT, **self.canonical()}, sort_keys=True, separators=(",", ":")
-        )
+        """Stable sha256 (hex) of the canonical JSON of this config plus the zoo format version.
+
+        A config with dropout also carries ``train_rng`` = :data:`DROPOUT_RNG_FORMAT`: its dropout masks
+        come from the global torch RNG, which training seeds from the config seed only since that format
+        (before, the masks depended on whatever state the process's global RNG was in). Configs without
+        dropout draw nothing from the global RNG, train identically, and keep their keys.
+        """
+        body: dict[str, Any] = {"format": ZOO_FORMAT, **self.canonical()}
+        if self.dropout > 0:
+            body["train_rng"] = DROPOUT_RNG_FORMAT
+        payload = json.dumps(body, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def short(self) -> str:
@@ -428,14 +438,25 @@ class ModelZoo:
         out: dict[int, TrainedModel] = {}
         order = [(i + offset) % n for i in range(n)] if n else []
         deferred = []
+        hits = 0
+
+        def got(i: int, tm: TrainedModel) -> None:
+            nonlocal hits
+            out[i] = tm
+            hits += int(tm.cache_hit)
+            if progress is not None and not tm.cache_hit:
+                progress(f"[{self.worker}] model {len(out)}/{n} ready (trained now): {cfgs[i].short()}")
+
         for i in order:
             tm = self.get(cfgs[i], progress=progress, blocking=False)
             if tm is None:
                 deferred.append(i)
             else:
-                out[i] = tm
+                got(i, tm)
         for i in deferred:
-            out[i] = self.get(cfgs[i], progress=progress, blocking=True)  # type: ignore[assignment]
+            got(i, self.get(cfgs[i], progress=progress, blocking=True))  # type: ignore[arg-type]
+        if progress is not None and n:
+            progress(f"[{self.worker}] {n}/{n} models ready ({hits} from the cache)")
         return [out[i] for i in range(n)]
 
     def stats(self) -> dict[str, int]:

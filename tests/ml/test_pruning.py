@@ -108,3 +108,23 @@ def test_bad_input_is_a_clear_error(call, match):
     model, data, _ = tiny_trained()
     with pytest.raises(ValueError, match=match):
         call(model, data.x_train, data.y_train)
+
+
+def test_degenerate_model_whose_loss_ignores_its_weights_has_prunability_zero():
+    """The definition is a minimum over k in {0..N}: when the all-pruned net already meets the tolerance
+    (here the output layer is zero, so the loss is that of the bias-only predictor for every k), k* = 0."""
+    model = build_model("mlp", 4, 3, width=5, depth=1, seed=0)
+    with torch.no_grad():
+        model.net[-1].weight.zero_()
+    x = torch.randn(40, 4, generator=torch.Generator().manual_seed(0))
+    y = torch.randint(0, 3, (40,), generator=torch.Generator().manual_seed(1))
+    res = prunability(model, x, y)
+    assert res.weights_kept == 0 and res.fraction_kept == 0.0
+    assert res.pruned_loss == pytest.approx(res.base_loss)
+
+
+def test_a_trained_model_has_prunability_in_the_open_unit_interval():
+    model, data, _ = tiny_trained()
+    res = prunability(model, data.x_train, data.y_train)
+    assert loss_with_kept(model, data.x_train, data.y_train, 0) > res.threshold
+    assert 0 < res.fraction_kept <= 1

@@ -141,3 +141,18 @@ def test_half_written_entry_of_a_busy_writer_is_left_alone(tmp_path):
         assert zoo.weights_path(key).exists()
         zoo.meta_path(key).write_bytes(meta)  # the writer commits
     assert ModelZoo(tmp_path).get(cfg).cache_hit
+
+
+def test_dropout_free_keys_are_unchanged_and_dropout_keys_carry_the_rng_format():
+    import hashlib
+
+    from harness.ml.zoo import ZOO_FORMAT
+
+    def old_key(cfg: ModelConfig) -> str:  # the key formula before dropout masks were seeded
+        payload = json.dumps({"format": ZOO_FORMAT, **cfg.canonical()}, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    plain = ModelConfig(**TINY)
+    assert plain.key() == old_key(plain)  # cached dropout-free models stay valid
+    with_dropout = ModelConfig(**{**TINY, "dropout": 0.2})
+    assert with_dropout.key() != old_key(with_dropout)  # their old, unseeded-mask entries are not reused
