@@ -183,27 +183,41 @@ def measure_family(
     n = len(cfgs)
     offset = (worker_index * n) // max(worker_count, 1) if n else 0
 
-    def compute(cfg: ModelConfig) -> Callable[[], dict[str, Any]]:
+    seconds: dict[int, float] = {}
+    done = hits = 0
+
+    def compute(i: int) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
+            cfg = cfgs[i]
             tm = zoo.get(cfg, progress=progress)
             t0 = time.perf_counter()
             row = measure_model(tm, alpha=alpha)
-            if progress is not None:
-                progress(f"[{zoo.worker}] measured {cfg.short()} in {time.perf_counter() - t0:.1f}s")
+            seconds[i] = time.perf_counter() - t0
             return row
 
         return run
+
+    def finished(i: int, hit: bool) -> None:
+        nonlocal done, hits
+        done += 1
+        hits += int(hit)
+        if progress is not None and not hit:
+            progress(f"[{zoo.worker}] measured {done}/{n}: {cfgs[i].short()} in {seconds.get(i, 0.0):.1f}s")
 
     rows: dict[int, dict[str, Any]] = {}
     deferred = []
     for j in range(n):
         i = (j + offset) % n
-        value, _ = cache.get_or_compute(cfgs[i].key(), compute(cfgs[i]), blocking=False)
+        value, hit = cache.get_or_compute(cfgs[i].key(), compute(i), blocking=False)
         if value is None:
             deferred.append(i)
         else:
             rows[i] = value
+            finished(i, hit)
     for i in deferred:
-        value, _ = cache.get_or_compute(cfgs[i].key(), compute(cfgs[i]), blocking=True)
+        value, hit = cache.get_or_compute(cfgs[i].key(), compute(i), blocking=True)
         rows[i] = value  # type: ignore[assignment]
+        finished(i, hit)
+    if progress is not None:
+        progress(f"[{zoo.worker}] measured {n}/{n} rows of the family ({hits} from the cache)")
     return [rows[i] for i in range(n)]
