@@ -106,6 +106,11 @@ def zoo_grids(profile: str) -> list[Grid]:
     raise ValueError(f"unknown profile {profile!r}: expected 'smoke' or 'paper'")
 
 
+def grid_specs(profile: str) -> list[tuple[list[str], frozenset[str]]]:
+    """(axes, model keys) of each complete grid of the profile's zoo, for per-grid statistics (CMI, psi)."""
+    return [(list(g.axes), frozenset(c.key() for c in g.configs())) for g in zoo_grids(profile)]
+
+
 def width_sweep(profile: str) -> list[ModelConfig]:
     """A1's size sweep: same recipe, growing width (depth-2 MLPs on MNIST-1D)."""
     widths = [64, 96, 128, 192, 256] if profile == "smoke" else [32, 48, 64, 96, 128, 192, 256, 384, 512]

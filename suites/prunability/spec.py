@@ -25,7 +25,14 @@ A1 = Claim(
         "size (unlike the absolute number of weights kept)."
     ),
     paper_value="prunability in (0, 1]; size-independent",
-    tolerance="exact: property tests; width sweep tau(width, absolute kept) > 0 while tau(width, prunability) <= 0",
+    tolerance=(
+        "exact: three hypothesis property tests each record a verdict (fraction in [0, 1] and > 0 unless the "
+        "all-pruned net meets the tolerance, bisection boundary k / k-1, equal to the full scan where the loss "
+        "is monotone; invariance to layer order and hidden-unit permutation; weights the loss ignores are "
+        "pruned); A1's own SGD width sweep (harness.ml.profiles.width_sweep: the smoke zoo's recipe, widths "
+        "64-256 at smoke; not A2's Adam Fig 1 sweep): tau(width, absolute weights kept) > 0 and "
+        "tau(width, prunability) <= 0, a NaN tau counting as a failure"
+    ),
 )
 
 A2 = Claim(
@@ -37,7 +44,12 @@ A2 = Claim(
         "count, absolute weights kept and Frobenius norms rise."
     ),
     paper_value="monotone trends over width (Fig 1)",
-    tolerance="Kendall tau over widths: tau(width, prunability) < 0, tau(width, params) > 0, tau(width, Frobenius) > 0",
+    tolerance=(
+        "Kendall tau over the widths of the converged models of the Fig 1 sweep (harness.ml.double_descent "
+        "'fig1': Adam 1e-3, batch 100, the Fig 2 recipe without label noise, widths 64-1024 at smoke; not "
+        "A1's SGD zoo sweep): tau(width, prunability) < 0, tau(width, params) > 0, tau(width, Frobenius) > 0; "
+        "test error and weights kept reported"
+    ),
 )
 
 A3 = Claim(
@@ -46,7 +58,11 @@ A3 = Claim(
     section="Table 1",
     statement="Over a family of trained networks, prunability correlates with the generalization gap.",
     paper_value="Kendall tau = 0.6496, adjusted R^2 = 0.5440, CMI = 0.0324",
-    tolerance="tau(prunability, gap) > 0 with a 95% bootstrap CI that excludes 0",
+    tolerance=(
+        "asserted: tau(prunability, loss gap) > 0 with a 95% bootstrap CI that excludes 0; adjusted R^2 "
+        "(gap ~ prunability) and PGDL CMI (per complete grid, averaged; flagged when a grid is incomplete) "
+        "reported beside the paper's, for both gaps, not asserted"
+    ),
 )
 
 A4 = Claim(
@@ -55,14 +71,22 @@ A4 = Claim(
     section="Table 1",
     statement="Prunability predicts the gap better than random perturbation robustness.",
     paper_value="prunability tau 0.6496 vs random perturbation tau 0.4253 (adj. R^2 0.5440 vs 0.2440; CMI 0.0324 vs 0.0230)",
-    tolerance="tau(prunability, gap) > tau(random perturbation, gap) on the same family",
+    tolerance=(
+        "on the same family, vs the loss gap, prunability is ahead of BOTH random-perturbation variants "
+        "(absolute and magnitude-aware) on each of Table 1's three statistics: Kendall tau, adjusted R^2 "
+        "(gap ~ measure) and PGDL CMI (per complete grid, averaged; flagged when a grid is incomplete); "
+        "error gap and random pruning reported"
+    ),
     known_deviations={
         "smoke": (
-            "measured on 14 converged MNIST-1D MLPs (2 unconverged excluded): tau(prunability, loss gap)=0.868 "
-            "[CI 0.698, 1.0] < tau(magnitude-aware perturbation)=0.934 [0.800, 1.0]; absolute perturbation "
-            "0.253 [-0.084, 0.600]; paired bootstrap delta tau (prunability - magnitude) = -0.066 "
-            "[-0.253, 0.101] (indistinguishable), (prunability - absolute) = +0.615 [0.235, 0.976]; "
-            "error gap: prunability 0.780 vs magnitude 0.758 vs absolute 0.165"
+            "measured on 14 converged MNIST-1D MLPs (2 unconverged excluded), vs the loss gap, as (tau, adj. "
+            "R^2, CMI): prunability (0.868 [CI 0.698, 1.0], 0.951, 0.523) vs magnitude-aware perturbation "
+            "(0.934 [0.800, 1.0], 0.902, 0.562) vs absolute perturbation (0.253 [-0.084, 0.600], -0.083, "
+            "0.031): behind the magnitude-aware variant on tau and CMI (ahead on adj. R^2), ahead of the "
+            "absolute one on all three; paired bootstrap delta tau (prunability - magnitude) = -0.066 "
+            "[-0.253, 0.101] (indistinguishable), (prunability - absolute) = +0.615 [0.235, 0.976]; CMI not "
+            "PGDL-exact (the excluded models leave the 2^4 grid incomplete); error gap tau: prunability 0.780 "
+            "vs magnitude 0.758 vs absolute 0.165"
         ),
     },
 )
@@ -76,7 +100,11 @@ A5 = Claim(
         "neg. sum of train losses tau 0.7085, adj.R^2 0.4923, CMI 0.0186; "
         "Frobenius norm tau -0.6055, adj.R^2 0.7778, CMI 0.0612"
     ),
-    tolerance="report only (sign of tau compared with the paper's)",
+    tolerance=(
+        "asserted: the sign of tau(measure, loss gap) equals the paper's for the negative sum of train losses "
+        "and the Frobenius norm rows; magnitudes, adjusted R^2, CMI, the other rows and the error gap are "
+        "reported beside the paper's numbers, not asserted"
+    ),
     known_deviations={
         "smoke": (
             "tau(neg. sum of train losses, loss gap) = -0.890 [95% CI -1.00, -0.67] vs paper +0.7085 "
@@ -91,8 +119,11 @@ A6 = Claim(
     paper=PAPER,
     section="Table 2",
     statement="Granulated Kendall coefficients psi_i per hyperparameter axis and their mean Psi.",
-    paper_value="Table 2 (psi per axis)",
-    tolerance="report psi_i for every axis of the family's grid; Psi(prunability) > 0",
+    paper_value="Table 2 (psi per axis); the paper's Table 2 values are not available offline to this suite",
+    tolerance=(
+        "asserted: Psi(prunability, loss gap) > 0 (mean over the profile's grids); psi_i for every axis and "
+        "measure reported (no paper numbers to compare with offline)"
+    ),
 )
 
 A7 = Claim(
@@ -104,7 +135,12 @@ A7 = Claim(
         "peak and second descent, where size- and norm-based measures and effective dimensionality do not."
     ),
     paper_value="prunability follows the test-loss double descent (Fig 2)",
-    tolerance="tau(prunability, test loss) over widths > tau(params, test loss), tau(Frobenius, test loss), tau(N_eff, test loss)",
+    tolerance=(
+        "the double-descent setting must be present: the test-loss curve over widths has an interior peak "
+        "(maximum at neither end, widest net below it); and Kendall tau over widths tau(prunability, test "
+        "loss) > tau(params, test loss), tau(Frobenius, test loss), tau(N_eff, test loss); peak widths "
+        "reported for every curve"
+    ),
 )
 
 A8 = Claim(
@@ -116,13 +152,21 @@ A8 = Claim(
         "raises it; on the training loss, pruning hurts more than random perturbation."
     ),
     paper_value="qualitative (Fig 3)",
-    tolerance="per model: min over pruned fractions of test loss < unpruned for some model; pruning raises train loss more than equal-norm noise",
+    tolerance=(
+        "(a) for some model the lowest test loss over pruned fractions > 0 is below the unpruned one; (b) at "
+        "no (model, fraction) does equal-norm noise lower the test loss significantly: one-sided t-test on "
+        "the noise draws (mean gain > t_{1-0.05/m, draws-1} x SE, Bonferroni over the m model x fraction "
+        "points, family level 0.05); (c) for every model the mean train-loss increase over fractions > 0 "
+        "is larger for pruning than for equal-norm noise"
+    ),
     known_deviations={
         "smoke": (
             "part (a) holds (w1024: pruning 60% lowers test loss by 0.077 nats) but (c) fails for the narrowest "
             "converged Fig 1 model w64: mean train-loss increase over fractions 0.1-0.95 is 5.93 nats for "
             "pruning vs 12.47 for equal-norm noise (pruning hurts more at 4/10 fractions); w256 1.23 vs 1.04, "
-            "w1024 0.42 vs 0.03"
+            "w1024 0.42 vs 0.03. Part (b) holds: the largest mean test-loss gain under equal-norm noise is "
+            "+0.0027 nats (w256, 10% fraction), SE 0.0022 over 5 draws, max t 1.23 < Bonferroni t_crit 6.25 "
+            "(30 points, df 4)"
         ),
     },
 )

@@ -2,8 +2,18 @@
 
 Same family as A3. Random perturbation in both variants (absolute w + sigma z,
 magnitude-aware w + sigma |w| z; measure 1/sigma^2), plus random pruning as an
-extra row. Verdict: tau(prunability, loss gap) > tau of both perturbation
-variants; error-gap taus reported beside.
+extra row.
+
+Verdict (spec tolerance): the paper's Table 1 backs "predicts better" with
+all three of its statistics (prunability tau 0.6496 / adj. R^2 0.5440 /
+CMI 0.0324 vs random perturbation 0.4253 / 0.2440 / 0.0230), so the claim is
+reproduced only if prunability is ahead of BOTH perturbation variants (the
+paper does not say which variant its row is) on each of Kendall tau,
+adjusted R^2 and CMI against the loss gap. Adjusted R^2: linear fit of the
+gap on the measure over all included models; CMI: PGDL's, per complete grid
+of the profile's zoo, averaged over grids (``cmi_pgdl_exact = False`` flags
+a grid left incomplete by exclusions, scored in non-strict mode). Error-gap
+statistics and random pruning are reported beside, not asserted.
 """
 
 from __future__ import annotations
@@ -12,12 +22,27 @@ import pytest
 
 import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
 from harness.ml.api import paired_tau_difference
+from harness.ml.profiles import grid_specs
+from harness.ml.stats import table1_statistics
 from harness.report.attach import attach_figure, attach_table
+from harness.report.plots import scatter_panels
 
 from . import spec
 
-PAPER = {"prunability": 0.6496, "random perturbation": 0.4253}
+# Table 1 of arXiv:2103.06002v1: (Kendall tau, adjusted R^2, CMI)
+PAPER_T1 = {"prunability": (0.6496, 0.5440, 0.0324), "random perturbation": (0.4253, 0.2440, 0.0230)}
+PAPER = {k: v[0] for k, v in PAPER_T1.items()}
+STATS = ("tau", "adj_r2", "cmi")
 ROWS = ("prunability", "perturbation_magnitude", "perturbation_absolute", "random_prunability")
+PERTURBATIONS = ("perturbation_magnitude", "perturbation_absolute")
+
+
+def _paper_row(measure: str):
+    if measure == "prunability":
+        return PAPER_T1["prunability"]
+    if measure.startswith("perturbation"):
+        return PAPER_T1["random perturbation"]
+    return ("", "", "")
 
 
 def _bar(corr, profile):
@@ -64,36 +89,53 @@ def test_a4_prunability_beats_random_perturbation(zoo_report, claim_report, prof
         )
         measured[f"delta_tau_loss_gap_prunability_minus_{variant}"] = d["delta"]
         measured[f"delta_tau_loss_gap_prunability_minus_{variant}_ci95"] = [d["ci_low"], d["ci_high"]]
-    best_perturbation = max(t["perturbation_magnitude"], t["perturbation_absolute"])
-    reproduced = bool(t["prunability"] > best_perturbation)
+    grids = grid_specs(profile)
+    t1 = {(m, gap): table1_statistics(inc, m, gap, grids) for m in ROWS for gap in ("loss_gap", "error_gap")}
+    for m in ROWS:
+        for stat in ("adj_r2", "cmi"):
+            measured[f"{stat}_loss_gap_{m}"] = t1[(m, "loss_gap")][stat]
+    measured["cmi_pgdl_exact"] = t1[("prunability", "loss_gap")]["cmi_pgdl_exact"]
+    # verdict: prunability ahead of both perturbation variants on every Table-1 statistic (loss gap)
+    ahead = {
+        f"{stat} vs {p}": bool(t1[("prunability", "loss_gap")][stat] > t1[(p, "loss_gap")][stat])
+        for stat in STATS
+        for p in PERTURBATIONS
+    }
+    measured["prunability_ahead"] = ahead
+    reproduced = all(ahead.values())
     claim_report(
         measured=measured,
         reproduced=reproduced,
-        detail=f"paper: prunability {PAPER['prunability']} vs random perturbation {PAPER['random perturbation']}",
+        detail=(
+            f"paper (tau, adj. R^2, CMI): prunability {PAPER_T1['prunability']} vs random perturbation "
+            f"{PAPER_T1['random perturbation']}; verdict: prunability ahead of both variants on all three "
+            f"(loss gap). CMI: {t1[('prunability', 'loss_gap')]['cmi_note']}"
+        ),
     )
     table = []
     for m in ROWS:
         for gap in ("loss_gap", "error_gap"):
             c = corr[m][gap]
-            paper = ""
-            if gap == "loss_gap":
-                paper = (
-                    PAPER["prunability"]
-                    if m == "prunability"
-                    else (PAPER["random perturbation"] if m.startswith("perturbation") else "")
-                )
+            r = t1[(m, gap)]
+            paper = _paper_row(m) if gap == "loss_gap" else ("", "", "")
             table.append(
                 {
                     "measure": m,
                     "gap": gap,
-                    "paper_tau": paper,
+                    "paper_tau": paper[0],
                     "tau": c["tau"],
                     "ci95_low": c["ci_low"],
                     "ci95_high": c["ci_high"],
+                    "paper_adj_r2": paper[1],
+                    "adj_r2": r["adj_r2"],
+                    "paper_cmi": paper[2],
+                    "cmi": r["cmi"],
+                    "cmi_pgdl_exact": r["cmi_pgdl_exact"],
+                    "cmi_note": r["cmi_note"],
                     "n": c["n"],
                 }
             )
-    attach_table("A4 paper vs measured (Kendall tau per measure)", table)
+    attach_table("A4 paper vs measured (tau, adjusted R^2, CMI per measure)", table)
     attach_table(
         "A4 per-model measures",
         zoo_report.rows,
@@ -119,8 +161,36 @@ def test_a4_prunability_beats_random_perturbation(zoo_report, claim_report, prof
         ],
     )
     attach_figure("A4 tau per measure", _bar(corr, profile))
+    for gap in ("loss_gap", "error_gap"):
+        attach_figure(
+            f"A4 scatter: each measure vs {gap.replace('_', ' ')}",
+            scatter_panels(
+                inc,
+                [
+                    ("prunability", "prunability (fraction kept)"),
+                    ("perturbation_magnitude", "magnitude-aware perturbation 1/sigma^2"),
+                    ("perturbation_absolute", "absolute perturbation 1/sigma^2"),
+                    ("random_prunability", "random pruning (fraction kept)"),
+                ],
+                gap,
+                ylabel=gap.replace("_", " "),
+                group_by="width",
+                log_x=("perturbation_magnitude", "perturbation_absolute"),
+                ncols=4,
+                annotate=lambda m, gap=gap: (
+                    f"tau {corr[m][gap]['tau']:+.3f}  adj.R2 {t1[(m, gap)]['adj_r2']:+.3f}  "
+                    f"CMI {t1[(m, gap)]['cmi']:.3f}"
+                ),
+                title=f"A4: prunability beside the perturbation measures ({profile}, converged models)",
+            ),
+        )
     assert zoo_report.n_included >= 3, "fewer than 3 converged models: cannot score A4"
+    lost = [k for k, v in ahead.items() if not v]
     assert reproduced, (
-        f"tau(prunability, loss gap) = {t['prunability']:.3f} is not above random perturbation "
-        f"(magnitude {t['perturbation_magnitude']:.3f}, absolute {t['perturbation_absolute']:.3f})"
+        "prunability is not ahead on every Table-1 statistic (loss gap): behind or tied on "
+        + "; ".join(
+            f"{k} ({t1[('prunability', 'loss_gap')][k.split(' vs ')[0]]:.4f} vs "
+            f"{t1[(k.split(' vs ')[1], 'loss_gap')][k.split(' vs ')[0]]:.4f})"
+            for k in lost
+        )
     )

@@ -13,9 +13,11 @@ from hypothesis import strategies as st
 from harness.ml.stats import (
     GridError,
     adjusted_r2,
+    cmi_over_grids,
     conditional_mutual_information,
     granulated_kendall,
     kendall_tau,
+    table1_statistics,
     validate_grid,
 )
 
@@ -171,3 +173,38 @@ def test_adjusted_r2_known_values():
     assert np.isnan(adjusted_r2([1.0, 2.0], [1.0, 2.0]))  # n - p - 1 = 0
     with pytest.raises(ValueError):
         adjusted_r2([1.0, 2.0, 3.0], [1.0, 2.0])
+
+
+def _keyed_grid(seed: int, prefix: str) -> list[dict]:
+    rows = _grid(AXES, lambda r, g: g.normal() + r["width"], lambda r, g: g.normal() + r["width"], seed=seed)
+    for i, r in enumerate(rows):
+        r["key"] = f"{prefix}{i}"
+    return rows
+
+
+def test_cmi_over_grids_is_pgdl_exact_on_complete_grids_and_flags_incomplete_ones():
+    g1, g2 = _keyed_grid(1, "a"), _keyed_grid(2, "b")
+    specs = [(list(AXES), {r["key"] for r in g1}), (list(AXES), {r["key"] for r in g2})]
+    res = cmi_over_grids(g1 + g2, specs, "measure", "gap")
+    exact = [
+        conditional_mutual_information(g, list(AXES), "measure", "gap", strict=True).score for g in (g1, g2)
+    ]
+    assert res["cmi"] == pytest.approx(np.mean(exact)) and res["cmi_grids"] == 2
+    assert res["cmi_pgdl_exact"] is True and res["cmi_missing_models"] == 0 and res["cmi_empty_cells"] == 0
+    # drop one model (e.g. unconverged): non-strict score, flagged, missing counted
+    res = cmi_over_grids(g1[1:] + g2, specs, "measure", "gap")
+    assert res["cmi_pgdl_exact"] is False and res["cmi_missing_models"] == 1
+    assert "NOT PGDL-exact" in res["cmi_note"]
+    # removing every model with (width=8, depth=1) empties conditioning cells: skipped and counted
+    holes = [r for r in g1 if not (r["width"] == 8 and r["depth"] == 1)]
+    assert cmi_over_grids(holes + g2, specs, "measure", "gap")["cmi_empty_cells"] > 0
+    assert res["cmi_per_grid"][1] == pytest.approx(exact[1])
+
+
+def test_table1_statistics_combines_tau_r2_and_cmi():
+    g = _keyed_grid(3, "k")
+    out = table1_statistics(g, "measure", "gap", [(list(AXES), {r["key"] for r in g})], n_boot=50)
+    assert out["tau"] == pytest.approx(kendall_tau([r["measure"] for r in g], [r["gap"] for r in g]))
+    assert out["adj_r2"] == pytest.approx(adjusted_r2([r["measure"] for r in g], [r["gap"] for r in g]))
+    assert out["cmi"] == pytest.approx(conditional_mutual_information(g, list(AXES), "measure", "gap").score)
+    assert out["cmi_pgdl_exact"] is True and out["n"] == len(g)
