@@ -170,15 +170,23 @@ def peak_index(values: Sequence[float]) -> int:
 def interior_peak(widths: Sequence[float], values: Sequence[float]) -> dict[str, Any]:
     """Where a curve over widths peaks, and whether it is a double-descent-like interior peak.
 
-    ``interior``: the maximum is neither the first nor the last width, and
-    the curve falls after it (last value < peak value).
+    ``interior``: the (global, first on ties) maximum is neither the first nor
+    the last width, and the curve falls after it (last value < peak value) --
+    since the first value is then also below the peak, the curve rises into
+    the peak and descends again after it. ``rise``: peak value minus the
+    lowest value before the peak; ``fall``: peak value minus the lowest value
+    after it (both in the curve's own unit; 0 where there is no such side).
     """
     i = peak_index(values)
     v = np.asarray(values, dtype=float)
+    before = v[:i][np.isfinite(v[:i])]
+    after = v[i + 1 :][np.isfinite(v[i + 1 :])]
     return {
         "peak_width": float(widths[i]),
         "peak_value": float(v[i]),
         "interior": bool(0 < i < len(v) - 1 and v[-1] < v[i]),
+        "rise": float(v[i] - before.min()) if before.size else 0.0,
+        "fall": float(v[i] - after.min()) if after.size else 0.0,
     }
 
 

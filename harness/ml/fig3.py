@@ -11,6 +11,7 @@ full train and test sets in eval mode; the noise curve is the mean over
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +47,10 @@ def prune_vs_noise_curves(
     Row fields: ``fraction_pruned``, ``weights_pruned`` (count), ``removed_norm``
     (L2 norm of the pruned-away weights), ``prune_train_loss``,
     ``prune_test_loss``, ``noise_train_loss`` / ``noise_test_loss`` (mean over
-    draws) and their ``*_std``. The model's weights are restored afterwards.
+    draws), their ``*_std`` (population std over the draws, ddof 0) and
+    ``*_sem`` (standard error of the mean: sample std, ddof 1, over
+    sqrt(draws); 0 when draws == 1), and ``noise_draws``. The model's weights
+    are restored afterwards.
     """
     fr = [float(f) for f in fractions]
     if any(not (0.0 <= f <= 1.0) for f in fr):
@@ -94,10 +98,13 @@ def prune_vs_noise_curves(
                 tr.append(_loss(model, x_train, y_train))
                 te.append(_loss(model, x_test, y_test))
             row.update(
+                noise_draws=len(directions),
                 noise_train_loss=float(np.mean(tr)),
                 noise_train_loss_std=float(np.std(tr)),
+                noise_train_loss_sem=_sem(tr),
                 noise_test_loss=float(np.mean(te)),
                 noise_test_loss_std=float(np.std(te)),
+                noise_test_loss_sem=_sem(te),
             )
             rows.append(row)
     finally:
@@ -136,6 +143,82 @@ def summarise_curves(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "mean_prune_train_increase": float(dp.mean()),
         "mean_noise_train_increase": float(dn.mean()),
         "share_prune_hurts_train_more": float(np.mean(dp > dn)),
+    }
+
+
+def _sem(values: Sequence[float]) -> float:
+    """Standard error of the mean (sample std, ddof 1, over sqrt(n)); 0 for a single value."""
+    return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
+
+def noise_lowers_test(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]], level: float = 0.05
+) -> dict[str, Any]:
+    """Does an equal-norm random perturbation *significantly* lower the test loss anywhere? (A8 part b)
+
+    For every model and every pruned fraction f > 0, the gain is the unpruned
+    test loss minus the noisy test loss, over the ``noise_draws`` draws; its
+    mean is ``base - noise_test_loss`` and its standard error is
+    ``noise_test_loss_sem`` (the unpruned loss is a constant). H0 at each
+    point: the expected gain is <= 0 (noise does not lower the test loss).
+    One-sided t-test with ``draws - 1`` degrees of freedom; the family of
+    ``m`` = (models x fractions) points is controlled at ``level`` with a
+    Bonferroni correction, so a point counts as "noise lowers the test loss"
+    only if ``mean_gain > t_{1 - level/m, draws-1} * sem``. A zero standard
+    error with a positive mean gain counts as significant.
+
+    Returns ``{"level", "n_tests", "t_critical", "df", "any_significant",
+    "per_model": {label: {"max_mean_gain", "max_mean_gain_fraction",
+    "max_mean_gain_sem", "max_t", "max_t_fraction", "significant_fractions"}}}``.
+    """
+    from scipy import stats as sps
+
+    if not (0 < level < 1):
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    points = []
+    for label, rows in curves.items():
+        base = [r for r in rows if r["fraction_pruned"] == 0.0]
+        if not base:
+            raise ValueError(f"{label}: curves need the unpruned point (fraction 0.0)")
+        b = base[0]["prune_test_loss"]
+        for r in rows:
+            if r["fraction_pruned"] > 0.0:
+                points.append((label, r, b - r["noise_test_loss"], float(r["noise_test_loss_sem"])))
+    if not points:
+        raise ValueError("no fraction > 0 to test")
+    draws = {int(r["noise_draws"]) for _, r, _, _ in points}
+    if len(draws) != 1:
+        raise ValueError(f"curves with different numbers of draws: {sorted(draws)}")
+    (n_draws,) = draws
+    m = len(points)
+    df = n_draws - 1
+    t_crit = float(sps.t.ppf(1 - level / m, df)) if df >= 1 else math.inf
+
+    def t_of(gain: float, sem: float) -> float:
+        if sem > 0:
+            return gain / sem
+        return math.inf if gain > 0 else (0.0 if gain == 0 else -math.inf)
+
+    per_model: dict[str, dict[str, Any]] = {}
+    for label in curves:
+        pts = [(r, g, se) for lab, r, g, se in points if lab == label]
+        best_gain = max(pts, key=lambda p: p[1])
+        best_t = max(pts, key=lambda p: t_of(p[1], p[2]))
+        per_model[label] = {
+            "max_mean_gain": best_gain[1],
+            "max_mean_gain_fraction": best_gain[0]["fraction_pruned"],
+            "max_mean_gain_sem": best_gain[2],
+            "max_t": t_of(best_t[1], best_t[2]),
+            "max_t_fraction": best_t[0]["fraction_pruned"],
+            "significant_fractions": [r["fraction_pruned"] for r, g, se in pts if t_of(g, se) > t_crit],
+        }
+    return {
+        "level": level,
+        "n_tests": m,
+        "df": df,
+        "t_critical": t_crit,
+        "any_significant": any(v["significant_fractions"] for v in per_model.values()),
+        "per_model": per_model,
     }
 
 
