@@ -20,7 +20,20 @@ target: its prunability is meaningless) or with a non-finite measure is
 excluded from every correlation and listed in ``report.excluded`` with the
 reason; ``converged=None`` means unknown and is included.
 
-Example (runs in a few seconds)::
+Statistics (the paper's Table 1 and 2), over the included members:
+
+- ``report.correlations[measure][gap]``: Kendall tau-b (``tau``) with its
+  95 % bootstrap CI (``ci_low``, ``ci_high``), ``adj_r2`` (adjusted R^2 of the
+  linear fit gap ~ measure) and ``n``;
+- when the members' hyperparameters form a COMPLETE, UNIQUE grid (checked
+  with :func:`harness.ml.stats.validate_grid` over the hyperparameters that
+  vary, or over ``grid_axes`` if given): ``report.cmi[measure][gap]`` (PGDL's
+  conditional mutual information; needs at least two axes) and
+  ``report.granulated[measure][gap]`` (Jiang et al.'s ``psi`` per axis and
+  ``Psi``). Otherwise they are empty and ``report.grid["reason"]`` says why
+  (e.g. which settings are missing -- an excluded member leaves a hole).
+
+Example (runs in about ten seconds on one core)::
 
     import torch
     from harness.ml.api import FamilyMember, evaluate_family
@@ -31,13 +44,17 @@ Example (runs in a few seconds)::
     torch.set_num_threads(1)
     data = load_dataset("digits")
     family = []
-    for width in (8, 16, 32, 64):
-        model = build_model("mlp", data.in_features, data.n_classes, width=width, depth=1, seed=0)
-        res = train(model, data, TrainConfig(lr=0.05, max_epochs=30, target_train_loss=0.05), seed=0)
-        family.append(FamilyMember(model, (data.x_train, data.y_train), (data.x_test, data.y_test),
-                                   {"width": width}, converged=res.converged))
+    for width in (8, 32):
+        for lr in (0.05, 0.1):
+            for seed in (0, 1):
+                model = build_model("mlp", data.in_features, data.n_classes, width=width, depth=1, seed=seed)
+                res = train(model, data, TrainConfig(lr=lr, max_epochs=20, target_train_loss=0.05), seed=seed)
+                family.append(FamilyMember(model, (data.x_train, data.y_train), (data.x_test, data.y_test),
+                                           {"width": width, "lr": lr, "seed": seed}, converged=res.converged))
     report = evaluate_family(family, measures=("prunability", "frobenius"), n_boot=200)
-    print(report.correlations["prunability"]["loss_gap"])   # {'tau': ..., 'ci_low': ..., 'ci_high': ..., 'n': 4}
+    print(report.correlations["prunability"]["loss_gap"])  # {'tau': ..., 'ci_low': ..., 'adj_r2': ..., 'n': 8}
+    print(report.grid)  # {'axes': ['width', 'lr', 'seed'], 'complete': True, 'reason': ''} (or why not)
+    print(report.cmi.get("prunability"), report.granulated.get("prunability"))
     print(report.to_csv())
 """
 
@@ -58,7 +75,15 @@ from torch import nn
 from harness.ml.measures import frobenius_norm, perturbation_sigma
 from harness.ml.models import param_count
 from harness.ml.pruning import prunability, random_pruning
-from harness.ml.stats import bootstrap_ci, kendall_tau
+from harness.ml.stats import (
+    GridError,
+    adjusted_r2,
+    bootstrap_ci,
+    conditional_mutual_information,
+    granulated_kendall,
+    kendall_tau,
+    validate_grid,
+)
 from harness.ml.training import evaluate
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
@@ -116,13 +141,24 @@ class FamilyMember:
 
 @dataclass
 class FamilyReport:
-    """Per-model rows, exclusions with reasons, and tau (with bootstrap CI) of each measure vs each gap."""
+    """Per-model rows, exclusions with reasons, and the statistics of each measure vs each gap.
+
+    ``correlations[m][g]``: tau, ci_low, ci_high, adj_r2, n. ``grid``: ``axes`` (the hyperparameters
+    scored as grid axes), ``complete`` (a complete unique grid over the included members) and
+    ``reason`` (why CMI / psi are absent, '' when present). ``cmi[m][g]``: PGDL CMI (complete grid with
+    >= 2 axes only). ``granulated[m][g]``: ``{"psi": {axis: value}, "Psi": value}`` (complete grid only).
+    """
 
     rows: list[dict[str, Any]]
     excluded: list[dict[str, Any]]
     correlations: dict[str, dict[str, dict[str, float]]]
     measures: tuple[str, ...]
     alpha: float
+    grid: dict[str, Any] = field(
+        default_factory=lambda: {"axes": [], "complete": False, "reason": "no grid axes given"}
+    )
+    cmi: dict[str, dict[str, float]] = field(default_factory=dict)
+    granulated: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def n_included(self) -> int:
@@ -146,7 +182,14 @@ class FamilyReport:
         out = []
         for m, by_gap in self.correlations.items():
             for gap, c in by_gap.items():
-                out.append({"measure": m, "gap": gap, **c})
+                row = {"measure": m, "gap": gap, **c}
+                if m in self.cmi:
+                    row["cmi"] = self.cmi[m][gap]
+                if m in self.granulated:
+                    g = self.granulated[m][gap]
+                    row["Psi"] = g["Psi"]
+                    row.update({f"psi[{a}]": v for a, v in g["psi"].items()})
+                out.append(row)
         return out
 
     def to_json(self) -> str:
@@ -170,6 +213,9 @@ class FamilyReport:
                     "rows": self.rows,
                     "excluded": self.excluded,
                     "correlations": self.correlations,
+                    "grid": self.grid,
+                    "cmi": self.cmi,
+                    "granulated": self.granulated,
                 }
             ),
             indent=2,
@@ -184,7 +230,8 @@ def correlate(
     n_boot: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[str, dict[str, float]]]:
-    """tau-b of each measure column vs each gap column over ``rows``, with a 95 % percentile bootstrap CI."""
+    """tau-b of each measure column vs each gap column over ``rows``, with a 95 % percentile bootstrap CI,
+    and the adjusted R^2 of the linear fit gap ~ measure (``adj_r2``; NaN for n < 3 or a constant gap)."""
     rows = list(rows)
     out: dict[str, dict[str, dict[str, float]]] = {}
     for m in measures:
@@ -196,7 +243,13 @@ def correlate(
             lo, hi = (
                 bootstrap_ci(xs, ys, n_boot=n_boot, seed=seed) if len(rows) >= 3 else (math.nan, math.nan)
             )
-            out[m][g] = {"tau": tau, "ci_low": lo, "ci_high": hi, "n": len(rows)}
+            out[m][g] = {
+                "tau": tau,
+                "ci_low": lo,
+                "ci_high": hi,
+                "adj_r2": adjusted_r2(xs, ys) if rows else math.nan,
+                "n": len(rows),
+            }
     return out
 
 
@@ -273,14 +326,67 @@ def exclusion_reason(row: Mapping[str, Any], measures: Iterable[str]) -> str:
     return ""
 
 
+def grid_statistics(
+    included: Sequence[Mapping[str, Any]],
+    measures: Iterable[str],
+    axes: Sequence[str],
+    n_excluded: int = 0,
+) -> tuple[dict[str, Any], dict[str, dict[str, float]], dict[str, dict[str, dict[str, Any]]]]:
+    """(grid, cmi, granulated) over the included rows, PGDL-strict: only on a complete unique grid.
+
+    ``grid["reason"]`` says why a statistic is absent: no varying hyperparameter, the grid is
+    incomplete or has duplicates (the :class:`harness.ml.stats.GridError` message names the missing or
+    duplicated settings; ``n_excluded`` members excluded from scoring are mentioned, as they leave holes),
+    or only one axis (CMI conditions on pairs of axes; psi is still given).
+    """
+    axes = list(axes)
+    measures = list(measures)
+    grid: dict[str, Any] = {"axes": axes, "complete": False, "reason": ""}
+    if not axes:
+        grid["reason"] = "no hyperparameter varies across the included members: not a grid (no CMI, no psi)"
+        return grid, {}, {}
+    try:
+        validate_grid(included, axes)
+    except (GridError, TypeError) as exc:
+        holes = f" ({n_excluded} member(s) excluded from scoring leave holes)" if n_excluded else ""
+        grid["reason"] = f"no CMI / psi: the included members are not a complete unique grid{holes}: {exc}"
+        return grid, {}, {}
+    grid["complete"] = True
+    granulated: dict[str, dict[str, dict[str, Any]]] = {}
+    cmi: dict[str, dict[str, float]] = {}
+    for m in measures:
+        granulated[m] = {}
+        for g in GAPS:
+            res = granulated_kendall(included, axes, m, g, strict=True)
+            granulated[m][g] = {"psi": res.psi, "Psi": res.Psi}
+        if len(axes) >= 2:
+            cmi[m] = {
+                g: conditional_mutual_information(included, axes, m, g, strict=True).score for g in GAPS
+            }
+    if len(axes) < 2:
+        grid["reason"] = f"no CMI: it conditions on pairs of axes and only {axes} varies (psi given)"
+    elif len(axes) == 2 and all(not math.isfinite(v) for by in cmi.values() for v in by.values()):
+        grid["reason"] = (
+            "CMI is NaN: with exactly two axes, conditioning on both leaves one model per cell, so H(V_g) = 0 "
+            "in every cell (PGDL needs a third axis, e.g. seeds)"
+        )
+    return grid, cmi, granulated
+
+
 def report_from_rows(
     rows: Sequence[Mapping[str, Any]],
     measures: Sequence[str],
     alpha: float = 0.10,
     n_boot: int = 1000,
     seed: int = 0,
+    grid_axes: Sequence[str] | None = None,
 ) -> FamilyReport:
-    """Score an already measured table (e.g. the zoo's rows): exclusions, then :func:`correlate`."""
+    """Score an already measured table (e.g. the zoo's rows): exclusions, then :func:`correlate`.
+
+    ``grid_axes``: the row columns that are the family's hyperparameter axes; when given, CMI and
+    granulated psi are computed if the included rows form a complete unique grid over them
+    (:func:`grid_statistics`). Without it the rows' columns are not assumed to be hyperparameters.
+    """
     rows = [dict(r) for r in rows]
     excluded = []
     for r in rows:
@@ -289,9 +395,27 @@ def report_from_rows(
         if reason:
             excluded.append({**r, "reason": reason})
     included = [r for r in rows if not r["excluded_reason"]]
-    return FamilyReport(
+    rep = FamilyReport(
         rows, excluded, correlate(included, measures, n_boot=n_boot, seed=seed), tuple(measures), alpha
     )
+    if grid_axes is not None:
+        rep.grid, rep.cmi, rep.granulated = grid_statistics(
+            included, measures, grid_axes, n_excluded=len(excluded)
+        )
+    return rep
+
+
+def varying_hyperparameters(entries: Sequence[FamilyMember]) -> list[str]:
+    """Hyperparameter names (first-seen order) whose value is not the same for every member."""
+    names: list[str] = []
+    for e in entries:
+        names += [k for k in e.hyperparameters if k not in names]
+    out = []
+    for k in names:
+        values = [repr(e.hyperparameters.get(k, "<absent>")) for e in entries]
+        if len(set(values)) > 1:
+            out.append(k)
+    return out
 
 
 def evaluate_family(
@@ -300,10 +424,13 @@ def evaluate_family(
     alpha: float = 0.10,
     n_boot: int = 1000,
     seed: int = 0,
+    grid_axes: Sequence[str] | None = None,
 ) -> FamilyReport:
     """Measure every member on its TRAIN data and score each measure against both gaps.
 
     ``measures``: names from :data:`MEASURES`, or a mapping name -> ``fn(model, x_train, y_train, alpha)``.
+    ``grid_axes``: the hyperparameters to treat as grid axes (default: those that vary across the
+    members); CMI and psi are computed when the included members form a complete grid over them.
     Raises ValueError on an unknown measure name, an empty family, or malformed members.
     """
     if isinstance(measures, Mapping):
@@ -316,10 +443,19 @@ def evaluate_family(
     entries = list(entries)
     if not entries:
         raise ValueError("evaluate_family needs at least one FamilyMember")
-    rows = []
     for i, e in enumerate(entries):
         if not isinstance(e, FamilyMember):
             raise ValueError(f"entry {i} is a {type(e).__name__}, expected FamilyMember")
+    axes = list(grid_axes) if grid_axes is not None else varying_hyperparameters(entries)
+    reserved = {"index", "converged", "train_loss", "test_loss", "train_err", "test_err", *GAPS, *fns}
+    clash = sorted({k for e in entries for k in e.hyperparameters} & reserved)
+    if clash:
+        raise ValueError(f"hyperparameter name(s) {clash} clash with report columns; rename them")
+    missing_axes = sorted({a for a in axes for e in entries if a not in e.hyperparameters})
+    if missing_axes:
+        raise ValueError(f"grid axis/axes {missing_axes} missing from some members' hyperparameters")
+    rows = []
+    for i, e in enumerate(entries):
         (xtr, ytr), (xte, yte) = e.train, e.test
         if len(xtr) != len(ytr) or len(xte) != len(yte):
             raise ValueError(f"entry {i}: x and y lengths differ")
@@ -334,4 +470,4 @@ def evaluate_family(
             row[name] = float(fn(e.model, xtr, ytr, alpha))
             row[f"time_{name}_s"] = time.perf_counter() - t0
         rows.append(row)
-    return report_from_rows(rows, list(fns), alpha=alpha, n_boot=n_boot, seed=seed)
+    return report_from_rows(rows, list(fns), alpha=alpha, n_boot=n_boot, seed=seed, grid_axes=axes)

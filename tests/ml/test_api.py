@@ -93,3 +93,108 @@ def test_paired_tau_difference():
     assert d["delta"] == pytest.approx(2.0) and d["ci_low"] == pytest.approx(2.0) and d["n"] == 8
     same = paired_tau_difference(rows, "a", "a", "g", n_boot=50)
     assert same["delta"] == 0 and same["ci_low"] == same["ci_high"] == 0
+
+
+def _docstring_example() -> str:
+    import textwrap
+
+    import harness.ml.api as api
+
+    block = api.__doc__.split("Example (", 1)[1].split("::", 1)[1]
+    lines = []
+    for line in block.splitlines()[1:]:
+        if line.strip() and not line.startswith("    "):
+            break
+        lines.append(line)
+    return textwrap.dedent("\n".join(lines))
+
+
+def test_module_docstring_example_runs_and_reports_grid_statistics(capsys):
+    code = _docstring_example()
+    assert "evaluate_family" in code and "report.cmi" in code
+    namespace: dict = {}
+    exec(compile(code, "harness.ml.api docstring", "exec"), namespace)
+    report = namespace["report"]
+    out = capsys.readouterr().out
+    assert "adj_r2" in out and "index,width,lr,seed" in out
+    c = report.correlations["prunability"]["loss_gap"]
+    assert {"tau", "ci_low", "ci_high", "adj_r2", "n"} <= set(c)
+    if report.grid["complete"]:
+        assert report.grid["axes"] == ["width", "lr", "seed"] and report.grid["reason"] == ""
+        assert set(report.granulated["prunability"]["loss_gap"]["psi"]) == {"width", "lr", "seed"}
+        assert math.isfinite(report.cmi["prunability"]["loss_gap"])
+    else:  # an unconverged member leaves a hole: the report says which setting is missing
+        assert "missing setting" in report.grid["reason"] and not report.cmi
+
+
+def _grid_rows(complete: bool = True):
+    rows = []
+    for w in (1, 2):
+        for lr in (0.1, 0.2):
+            for seed in (0, 1):
+                m = w + lr + 0.01 * seed
+                rows.append(
+                    {
+                        "width": w,
+                        "lr": lr,
+                        "seed": seed,
+                        "converged": True,
+                        "m": m,
+                        "loss_gap": m * 2 + 0.001 * seed,
+                        "error_gap": m,
+                        "train_loss": 0.0,
+                    }
+                )
+    if not complete:
+        rows[0]["converged"] = False
+    return rows
+
+
+def test_report_from_rows_grid_statistics_match_the_stats_module():
+    from harness.ml.stats import adjusted_r2, conditional_mutual_information, granulated_kendall
+
+    rows = _grid_rows()
+    axes = ["width", "lr", "seed"]
+    rep = report_from_rows(rows, ["m"], n_boot=20, grid_axes=axes)
+    assert rep.grid == {"axes": axes, "complete": True, "reason": ""}
+    assert rep.correlations["m"]["loss_gap"]["adj_r2"] == pytest.approx(
+        adjusted_r2([r["m"] for r in rows], [r["loss_gap"] for r in rows])
+    )
+    assert rep.cmi["m"]["loss_gap"] == pytest.approx(
+        conditional_mutual_information(rows, axes, "m", "loss_gap").score
+    )
+    gk = granulated_kendall(rows, axes, "m", "loss_gap")
+    assert rep.granulated["m"]["loss_gap"] == {"psi": gk.psi, "Psi": gk.Psi}
+    table = {r["gap"]: r for r in rep.correlation_rows()}
+    assert table["loss_gap"]["cmi"] == rep.cmi["m"]["loss_gap"] and "psi[width]" in table["loss_gap"]
+    assert json.loads(rep.to_json())["grid"]["complete"] is True
+
+
+def test_grid_statistics_absent_with_the_reason():
+    # an excluded member leaves a hole: PGDL-strict statistics are not computed, and the reason names it
+    rep = report_from_rows(_grid_rows(complete=False), ["m"], n_boot=20, grid_axes=["width", "lr", "seed"])
+    assert rep.n_included == 7 and not rep.grid["complete"] and rep.cmi == {} and rep.granulated == {}
+    assert "1 missing setting" in rep.grid["reason"] and "width=1" in rep.grid["reason"]
+    assert "excluded from scoring" in rep.grid["reason"]
+    # one axis: psi but no CMI
+    one = [r for r in _grid_rows() if r["lr"] == 0.1 and r["seed"] == 0]
+    rep = report_from_rows(one, ["m"], n_boot=20, grid_axes=["width"])
+    assert rep.grid["complete"] and "m" in rep.granulated and rep.cmi == {}
+    assert "no CMI" in rep.grid["reason"]
+    # no axes given: no grid statistics, said so
+    rep = report_from_rows(_grid_rows(), ["m"], n_boot=20)
+    assert rep.cmi == {} and rep.grid["reason"]
+
+
+def test_evaluate_family_infers_the_varying_hyperparameters():
+    from harness.ml.api import varying_hyperparameters
+
+    fam = _family()  # width varies, epochs varies; both are inferred as axes
+    assert varying_hyperparameters(fam) == ["width", "epochs"]
+    rep = evaluate_family(fam, measures=("frobenius",), n_boot=10)
+    assert (
+        rep.grid["axes"] == ["width", "epochs"] and not rep.grid["complete"]
+    )  # (8, 15) and (8, 25): no grid
+    assert "missing setting" in rep.grid["reason"]
+    with pytest.raises(ValueError, match="clash"):
+        evaluate_family([FamilyMember(f.model, f.train, f.test, {"loss_gap": 1}) for f in fam[:2]])
