@@ -25,7 +25,9 @@ PAPER_PEAK_AT_S = 4.0
 PAPER_SUSTAINED_TPS = 71.43
 PAPER_TXS_PER_BLOCK = 9.0
 PAPER_TXS_PER_BATCH = 31.0
-SEALING_STAGES = ("seal", "state_diff", "tree", "compress")
+#: batch-sealing stages of the embedded node: "tree" is hashing + the changed-node delta (ZKsync's
+#: waiting_for_tree); "persist" is the SQLite transaction (record, block map, tree delta, fsync), timed apart
+SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
 
 
@@ -36,9 +38,11 @@ def _median(xs: Sequence[float]) -> float | None:
 # -- batches (settlement) -------------------------------------------------------------------------------------
 def batches_for_blocks(l2_url: str, blocks: Iterable[int], l1_url: str | None = None) -> list[dict[str, Any]]:
     """The L1 batches holding ``blocks``: ``zks_getL1BatchDetails`` of every batch any of them is in, plus
-    ``timings_s`` from ``rollup_batchTimings`` when the node serves it (else absent), and ``l1_gas``
-    {commit, prove, execute} from the details' ``<step>GasUsed`` or, failing that, the L1 receipts of
-    ``<step>TxHash`` on ``l1_url``. Raises ValueError for a block that is in no batch yet."""
+    ``timings_s`` from ``rollup_batchTimings`` when the node serves it (else absent), ``l1_gas``
+    {commit, prove, execute} (execution gas) from the details' ``<step>GasUsed`` or, failing that, the L1
+    receipts of ``<step>TxHash`` on ``l1_url``, and ``l1_blob_gas`` (EIP-4844 blob gas, 0 for calldata)
+    from ``<step>BlobGasUsed`` or the receipts' ``blobGasUsed``. Raises ValueError for a block that is in
+    no batch yet."""
     nums = sorted(set(blocks))
     out: list[dict[str, Any]] = []
     with Rpc(l2_url) as rpc:
@@ -56,14 +60,18 @@ def batches_for_blocks(l2_url: str, blocks: Iterable[int], l1_url: str | None = 
             except RpcError:
                 det["timings_s"] = None
             gas = {s: det.get(f"{s}GasUsed") for s in L1_STEPS}
-            if any(v is None for v in gas.values()) and l1_url:
+            blob = {s: det.get(f"{s}BlobGasUsed") for s in L1_STEPS}
+            if any(v is None for v in list(gas.values()) + list(blob.values())) and l1_url:
                 with Rpc(l1_url) as l1:
                     for s in L1_STEPS:
                         h = det.get(f"{s}TxHash")
-                        if gas[s] is None and h:
+                        if (gas[s] is None or blob[s] is None) and h:
                             rc = l1.call("eth_getTransactionReceipt", [h])
-                            gas[s] = to_int(rc["gasUsed"]) if rc else None
+                            if rc:
+                                gas[s] = to_int(rc["gasUsed"]) if gas[s] is None else gas[s]
+                                blob[s] = to_int(rc.get("blobGasUsed") or "0x0") if blob[s] is None else blob[s]
             det["l1_gas"] = gas
+            det["l1_blob_gas"] = blob
             det["l2_blocks"] = [n for n, bb in batch_of.items() if bb == b]
             out.append(det)
     return out
@@ -71,31 +79,56 @@ def batches_for_blocks(l2_url: str, blocks: Iterable[int], l1_url: str | None = 
 
 def settlement_cost(batches: Sequence[Mapping[str, Any]], l1_gas_per_swap: float,
                     l1_gas_per_second: float) -> dict[str, Any]:
-    """Amortized L1 gas per rollup tx = Σ(commit + prove + execute gas) / Σ txs of the batches;
-    scaling factor = L1 gas per swap executed on L1 / that; L1-bound ceiling (TPS) = L1 gas per second /
-    that. Raises ValueError if a batch lacks a step's gas or the batches hold no tx."""
+    """Amortized L1 gas per rollup tx = Σ(commit + prove + execute gas, execution gas plus EIP-4844 blob
+    gas) / Σ txs of the batches; scaling factor = L1 gas per swap executed on L1 / that; L1-bound ceiling
+    (TPS) = L1 gas per second / that. Blob gas (``l1_blob_gas``, absent = 0) is counted 1:1 with
+    execution gas in the total (it has its own fee market and its own per-block limit; the split is
+    reported: ``amortized_l1_execution_gas_per_tx``, ``amortized_l1_blob_gas_per_tx``). Raises ValueError
+    if a batch lacks a step's gas or the batches hold no tx."""
     if l1_gas_per_swap <= 0 or l1_gas_per_second <= 0:
         raise ValueError("l1_gas_per_swap and l1_gas_per_second must be > 0")
     txs = sum(int(b["l2TxCount"]) for b in batches)
     if txs == 0:
         raise ValueError("the batches hold no transactions")
     per_step = {}
+    blob_per_step = {}
     for s in L1_STEPS:
         vals = [b["l1_gas"][s] for b in batches]
         if any(v is None for v in vals):
             raise ValueError(f"L1 gas of step {s!r} unknown for some batch (pass the L1 URL)")
         per_step[s] = sum(vals) / txs
-    amortized = sum(per_step.values())
+        blobs = [(b.get("l1_blob_gas") or {}).get(s) or 0 for b in batches]
+        blob_per_step[s] = sum(blobs) / txs
+    execution = sum(per_step.values())
+    blob = sum(blob_per_step.values())
+    amortized = execution + blob
     return {
         "batches": len(batches),
         "txs_in_batches": txs,
         "amortized_l1_gas_per_tx": amortized,
+        "amortized_l1_execution_gas_per_tx": execution,
+        "amortized_l1_blob_gas_per_tx": blob,
         "amortized_l1_gas_per_tx_by_step": per_step,
         "l1_gas_per_l1_swap": l1_gas_per_swap,
         "scaling_factor": l1_gas_per_swap / amortized,
         "l1_gas_per_second": l1_gas_per_second,
         "l1_bound_ceiling_tps": l1_gas_per_second / amortized,
     }
+
+
+def node_batching_config(l2_url: str) -> dict[str, Any] | None:
+    """The L2 node's batch-sealing configuration when it reports one (the embedded node's
+    ``rollup_status``: max blocks / txs / bytes / seconds per batch, L2 block time, DA mode); None for a
+    node without that method. B5's hard/soft ratio and B11's txs per batch are set by it."""
+    try:
+        with Rpc(l2_url) as rpc:
+            st = rpc.call("rollup_status")
+    except RpcError:
+        return None
+    if not isinstance(st, dict) or "sealingCriteria" not in st:
+        return None
+    return {**{f"batch_{k}": v for k, v in st["sealingCriteria"].items()},
+            "l2_block_time_s": st.get("l2BlockTime_s"), "data_availability": st.get("dataAvailability")}
 
 
 def txs_per_batch(batches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -108,6 +141,7 @@ def txs_per_batch(batches: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "txs_per_batch_median": _median(txs),
         "blocks_per_batch_mean": (sum(nblocks) / len(nblocks)) if nblocks else None,
         "blocks_per_batch_min": min(nblocks) if nblocks else None,
+        "batches_with_one_block": sum(1 for n in nblocks if n == 1),
         "blocks_per_batch_max": max(nblocks) if nblocks else None,
     }
 

@@ -23,6 +23,16 @@ def test_settlement_cost_amortizes_over_every_tx_in_the_batches() -> None:
     assert c["amortized_l1_gas_per_tx_by_step"]["commit"] == pytest.approx(2500 / 250)
 
 
+def test_settlement_cost_counts_blob_gas_and_reports_it_apart() -> None:
+    b = _batch(1, 100, 1, 3)
+    b["l1_blob_gas"] = {"commit": 131_072, "prove": 0, "execute": 0}
+    c = claims_b.settlement_cost([b, _batch(2, 100, 4, 6)], 87_000, 2_500_000)
+    assert c["amortized_l1_blob_gas_per_tx"] == pytest.approx(131_072 / 200)
+    assert c["amortized_l1_execution_gas_per_tx"] == pytest.approx(2 * 1250 / 200)
+    assert c["amortized_l1_gas_per_tx"] == pytest.approx((2 * 1250 + 131_072) / 200)
+    assert c["scaling_factor"] == pytest.approx(87_000 / c["amortized_l1_gas_per_tx"])
+
+
 @pytest.mark.parametrize(
     ("batches", "msg"),
     [([_batch(1, 0, 1, 1)], "no transactions"), ([_batch(1, 5, 1, 1, prove=None)], "prove")],
@@ -44,6 +54,7 @@ def test_stage_dominance_and_txs_per_batch() -> None:
     assert d["slowest_stage_count"] == {"seal": 0, "state_diff": 1, "tree": 2, "compress": 0}
     tb = claims_b.txs_per_batch(bs)
     assert tb["txs_per_batch_mean"] == 20 and tb["blocks_per_batch_mean"] == 3
+    assert tb["blocks_per_batch_min"] == 3 and tb["batches_with_one_block"] == 0
     with pytest.raises(ValueError, match="timings"):
         claims_b.stage_dominance([_batch(1, 1, 1, 1)])
 

@@ -1,7 +1,9 @@
 """fixtures/targets.py: the external-target path, exercised against a second embedded node started as if
-it were external. The outer test starts an L1 + rollup node through the harness; an inner pytest run gets
-only their URLs and a funded key (options and env vars) and must use them — deploy Uniswap V2, fund the
-load, run a swap load, track finality in zks mode, read L1 gas — without starting any node itself."""
+it were external. The outer module starts an L1 + rollup node through the harness; each inner pytest run
+gets only their URLs and a funded key (options and env vars) and must use them — deploy Uniswap V2, fund
+the load, run a swap load, track finality, read L1 gas — without starting any node itself. The inner run
+is repeated for each finality mode: ``zks`` (zks_getBlockDetails), ``tags`` (the node's safe/finalized
+tags, which follow L1 settlement) and ``auto`` (detects zks on this node)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.rollup import l1_operator_key
+from fixtures.rollup import l1_operator_key, start_l1
+from harness.rollup.service import NodeProcess
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
@@ -23,18 +26,29 @@ import os
 from harness.chain.loadgen import LoadConfig
 
 def test_probe(l2_target, l2_load, l2_settle, target_options, tmp_path_factory):
+    from harness.chain.rpc import Rpc
+
     assert not l2_target.embedded
     assert l2_target.url == os.environ["EXPECT_L2_URL"] and l2_target.l1_url == os.environ["EXPECT_L1_URL"]
+    assert target_options.finality == os.environ["EXPECT_OPTION"]
     assert l2_target.chain.load_accounts == 4
     res = l2_load(LoadConfig("swap", instances=2, accounts_per_instance=2, txs_per_account=5, send_mode="single"))
     assert res.metrics["accounting"]["included"] == 20, res.metrics["accounting"]
     st = l2_settle(res, timeout_s=240)
-    assert st["mode"] == "zks"
+    assert st["mode"] == os.environ["EXPECT_MODE"], st["mode"]
     assert len(st["records"]) == 20 and all(not r.order_violations() for r in st["records"])
-    assert st["batches"] and all(v and v > 0 for b in st["batches"] for v in b["l1_gas"].values())
+    if st["mode"] == "zks":
+        assert st["batches"] and all(v and v > 0 for b in st["batches"] for v in b["l1_gas"].values())
+        assert all(r.executed_s and r.safe_s is None for r in st["records"])
+    else:  # tags: safe/finalized observed, and 'finalized' really meant executed on L1 (cross-checked)
+        assert st["batches"] is None
+        assert all(r.safe_s and r.finalized_s and r.executed_s is None for r in st["records"])
+        with Rpc(l2_target.url) as rpc:
+            for n in {r.block_number for r in st["records"]}:
+                assert rpc.call("zks_getBlockDetails", [n])["status"] == "verified", n
     root = tmp_path_factory.getbasetemp()
     assert not (root / "rollup-node").exists() and not (root / "rollup-l1").exists(), "an embedded node started"
-    print("PROBE-OK", res.metrics["tps_sustained"], len(st["batches"]))
+    print("PROBE-OK", st["mode"], res.metrics["tps_sustained"], len(st["batches"] or []))
 '''
 
 
@@ -59,14 +73,31 @@ def _inner(tmp_path: Path, args: list[str], env: dict[str, str], timeout_s: floa
     return subprocess.run(cmd, cwd=tmp_path, env=full_env, capture_output=True, text=True, timeout=timeout_s)
 
 
-def test_external_l2_by_url_runs_load_and_tracks_finality(tmp_path, private_l1, rollup_node_factory) -> None:
-    node = rollup_node_factory(private_l1.url, l1_operator_key(), tmp_path / "ext-node",
-                               ("--max-blocks", "2", "--max-seconds", "2"))
+@pytest.fixture(scope="module")
+def external_node(tmp_path_factory):
+    """An L1 + rollup node the inner runs treat as external (one for the three finality modes)."""
+    root = tmp_path_factory.mktemp("external-target")
+    l1 = start_l1(root / "l1")
+    node = NodeProcess(root / "ext-node", l1_url=l1.url, l1_key=l1_operator_key(),
+                       extra_args=["--max-blocks", "2", "--max-seconds", "2"])
+    try:
+        node.start()
+        yield l1.url, node.url
+    finally:
+        try:
+            node.stop()
+        finally:
+            l1.stop()
+
+
+@pytest.mark.parametrize(("option", "mode"), [("zks", "zks"), ("tags", "tags"), ("auto", "zks")])
+def test_external_l2_by_url_runs_load_and_tracks_finality(tmp_path, external_node, option, mode) -> None:
+    l1_url, l2_url = external_node
     l2_key = l1_operator_key()  # L2 dev account 0 of the test mnemonic is prefunded on the node's engine
-    out = _inner(tmp_path, ["--l2-url", node.url, "--l2-key", l2_key, "--finality", "zks"],
-                 {"CLAIMS_L1_URL": private_l1.url, "CLAIMS_L2_LOAD_ACCOUNTS": "4",
-                  "EXPECT_L2_URL": node.url, "EXPECT_L1_URL": private_l1.url})
-    assert out.returncode == 0 and "PROBE-OK" in out.stdout, out.stdout[-4000:] + out.stderr[-2000:]
+    out = _inner(tmp_path, ["--l2-url", l2_url, "--l2-key", l2_key, "--finality", option],
+                 {"CLAIMS_L1_URL": l1_url, "CLAIMS_L2_LOAD_ACCOUNTS": "4", "EXPECT_OPTION": option,
+                  "EXPECT_MODE": mode, "EXPECT_L2_URL": l2_url, "EXPECT_L1_URL": l1_url})
+    assert out.returncode == 0 and f"PROBE-OK {mode}" in out.stdout, out.stdout[-4000:] + out.stderr[-2000:]
 
 
 @pytest.mark.parametrize(
