@@ -3,7 +3,12 @@
 By default it starts its own anvil for ``--chain-profile`` (127.0.0.1, OS port, own process
 group, killed on exit), deploys Uniswap V2, funds the load accounts and applies the profile.
 With ``--rpc-url`` it targets any JSON-RPC chain instead; then a funded private key must be
-given (``--funder-key`` or env ``CHAIN_FUNDER_KEY``): it pays for deployment and funding.
+given (``--funder-key`` or env ``CHAIN_FUNDER_KEY``): it pays for deployment and funding, and the
+result's profile is "external" with the observed block gas limit and block time.
+
+Prints the config, the profile and the metrics as JSON on stdout (progress on stderr); exit code 0
+when every tx is accounted for and every run block was observed in time, 1 otherwise, 2 for bad
+arguments. The anvil binary: env ANVIL_BINARY, else the npm package's (ANVIL_FROM_PATH=1: PATH).
 """
 
 from __future__ import annotations
@@ -83,8 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--drain-timeout",
         type=float,
-        default=120.0,
-        help="seconds to wait for every accepted tx to be included after sending",
+        default=None,
+        help="seconds to wait for every accepted tx to be included after sending (default: derived: "
+        "2 x the workload's gas (by tx gas limit) / the chain's gas per second + 3 blocks + 60 s; "
+        "the profile's rates, or the target's last blocks with --rpc-url)",
+    )
+    p.add_argument(
+        "--max-inclusion-uncertainty",
+        type=float,
+        default=1.0,
+        help="fail if a run block was seen more than this many seconds after the observer's previous "
+        "poll (the resolution of the inclusion times; default 1.0)",
     )
     p.add_argument(
         "--out",
@@ -114,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         target_tps=args.target_tps,
         alternate=not args.no_alternate,
         drain_timeout_s=args.drain_timeout,
+        max_inclusion_uncertainty_s=args.max_inclusion_uncertainty,
     )
     try:
         cfg.validate()
@@ -144,21 +159,25 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"starting anvil ({args.chain_profile}) and preparing {n_accounts} accounts")
             node, chain = start_l1(args.chain_profile, load_accounts=n_accounts, mnemonic=args.mnemonic)
         progress(f"setup took {chain.setup_s:.1f} s")
+        info = {"profile": chain.profile} if not args.rpc_url else {}  # --rpc-url: 'external' + observed
+        if chain.anvil:
+            info["anvil"] = chain.anvil
         result = run_load(
             chain.url,
             cfg,
             chain.mnemonic,
             chain.uniswap if cfg.workload == "swap" else None,
-            chain_info={"profile": chain.profile},
+            chain_info=info,
             progress=progress,
             require_no_missing=False,
+            strict_observation=False,  # recorded in the JSON; the exit code says what failed
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result.as_dict(), default=str))
         progress(f"wrote {args.out}")
         print(
             json.dumps(
-                {"config": asdict(cfg), "profile": chain.profile, "metrics": result.metrics},
+                {"config": asdict(cfg), "profile": result.chain["profile"], "metrics": result.metrics},
                 default=str,
                 indent=2,
             )
@@ -169,6 +188,15 @@ def main(argv: list[str] | None = None) -> int:
             check_no_missing(accounting(result.txs))
         except MissingTransactionsError as e:
             print(f"error: {e}", file=sys.stderr)
+            return 1
+        m = result.metrics
+        u, bound = m.get("inclusion_uncertainty_max_s"), cfg.max_inclusion_uncertainty_s
+        if m["observer_failure"] or m["blocks_unseen_by_observer"] or (u is not None and bound and u > bound):
+            print(
+                f"error: inclusion observation incomplete: observer failure {m['observer_failure']!r}, "
+                f"{m['blocks_unseen_by_observer']} run block(s) unseen, worst resolution {u} s (bound {bound} s)",
+                file=sys.stderr,
+            )
             return 1
         return 0
     finally:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import procs
 from harness.chain import uniswap
 from harness.chain.accounts import (
     DEFAULT_MNEMONIC,
@@ -27,8 +28,13 @@ from harness.chain.accounts import (
     derive_account,
     derive_accounts,
 )
-from harness.chain.anvil import Anvil, apply_profile, profile_anvil
+from harness.chain.anvil import Anvil, apply_profile, profile_anvil, rpc_call
 from harness.chain.profiles import get_profile
+from harness.chain.rpc import to_int
+
+
+class ChainSetupError(RuntimeError):
+    """Preparing a chain failed; the message carries the node's log tail."""
 
 
 @dataclass
@@ -44,6 +50,7 @@ class PreparedChain:
     setup_s: float
     pgid: int | None = None
     log_path: str | None = None
+    anvil: dict[str, Any] | None = None  # the binary actually run and its --version (embedded chains)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,7 +105,7 @@ def start_l1(
     profile = get_profile(profile_name)
     node = profile_anvil(profile, accounts=1 + worker_senders, log_dir=log_dir)
     node.mnemonic = mnemonic
-    node.start()
+    node.start()  # a failure here is a ProcessError that already carries the log tail
     try:
         prepared = prepare_uniswap_chain(
             node.url,
@@ -109,9 +116,25 @@ def start_l1(
             profile=profile.as_dict(),
         )
         apply_profile(node.url, profile)
+        latest = rpc_call(node.url, "eth_getBlockByNumber", ["latest", False])
+        if to_int(latest["gasLimit"]) != profile.gas_limit:
+            raise ChainSetupError(
+                f"profile {profile.name}: block gas limit is {to_int(latest['gasLimit'])} after "
+                f"anvil_setBlockGasLimit({profile.gas_limit})"
+            )
         prepared.pgid = node.pgid
         prepared.log_path = str(node.log_path)
-    except BaseException:
+        prepared.anvil = node.info()["anvil"]
+    except BaseException as e:
+        tail = procs.log_tail(node.log_path)
+        url = node.url
         node.stop()
+        if isinstance(e, Exception) and not isinstance(e, ChainSetupError):
+            raise ChainSetupError(
+                f"preparing a {profile_name} chain on {url} failed: {type(e).__name__}: {e}\n"
+                f"--- anvil log tail ({node.log_path}) ---\n{tail}"
+            ) from e
+        if isinstance(e, ChainSetupError):
+            raise ChainSetupError(f"{e}\n--- anvil log tail ({node.log_path}) ---\n{tail}") from e
         raise
     return node, prepared

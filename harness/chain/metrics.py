@@ -153,7 +153,8 @@ def accounting(txs: Iterable[TxObs]) -> Accounting:
             failed += 1
         else:
             raise ValueError(f"tx {tx.tx_hash}: receipt status must be 0 or 1, got {tx.status!r}")
-    return Accounting(sent, rejected, included, failed, len(missing), tuple(missing), tuple(errors))
+    # sorted: the record does not depend on the order the txs were observed in
+    return Accounting(sent, rejected, included, failed, len(missing), tuple(sorted(missing)), tuple(errors))
 
 
 def check_no_missing(acc: Accounting) -> None:

@@ -11,7 +11,7 @@ import pytest
 from harness import procs
 from harness.chain import uniswap
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account, derive_accounts, worker_index
-from harness.chain.anvil import CAST_BIN, Anvil, profile_anvil
+from harness.chain.anvil import ANVIL_BIN, CAST_BIN, Anvil, anvil_binary, anvil_version, profile_anvil
 from harness.chain.l1 import prepare_uniswap_chain, start_l1
 from harness.chain.loadgen import LoadConfig, run_load
 from harness.chain.profiles import ChainProfile, get_profile
@@ -33,6 +33,29 @@ def test_anvil_lifecycle_own_group_and_log(tmp_path) -> None:
     with pytest.raises(ProcessLookupError):
         os.killpg(pid, 0)
     assert node.log_path.is_file()
+
+
+def test_anvil_binds_port_zero_and_reports_the_port_it_got(tmp_path) -> None:
+    """No pick-then-bind race: anvil binds port 0 and its own "Listening on" line gives the port."""
+    a, b = Anvil(log_dir=tmp_path).start(), Anvil(log_dir=tmp_path).start()
+    try:
+        assert "--port" in a.command() and a.port != b.port
+        for node in (a, b):
+            assert f"Listening on 127.0.0.1:{node.port}" in node.log_path.read_text()
+        assert a.log_path != b.log_path
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_the_anvil_binary_is_an_explicit_choice(monkeypatch, tmp_path) -> None:
+    info = anvil_version()
+    assert info["version"] == "1.7.1" and info["source"] == "npm", info  # package-lock.json pins 1.7.1
+    monkeypatch.setenv("ANVIL_BINARY", str(tmp_path / "no-such-anvil"))
+    with pytest.raises(FileNotFoundError, match="ANVIL_BINARY"):
+        anvil_binary()
+    monkeypatch.setenv("ANVIL_BINARY", str(ANVIL_BIN))
+    assert anvil_binary() == ANVIL_BIN
 
 
 def test_anvil_refuses_a_port_in_use() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 
 import pytest
 from hypothesis import given
@@ -53,12 +52,22 @@ def test_clock_ties_merge_into_one_instant() -> None:
     assert a == pytest.approx(2.0)  # window (1, 2]: 2 txs over 1 s; last instant trimmed
 
 
-@given(times_st)
-def test_order_does_not_matter(times: list[float]) -> None:
-    shuffled = times[:]
-    random.Random(0).shuffle(shuffled)
-    assert m.sustained_tps(times) == m.sustained_tps(shuffled)
-    assert m.peak_tps(times) == m.peak_tps(shuffled)
+@given(times_st.flatmap(lambda ts: st.tuples(st.just(ts), st.permutations(ts))))
+def test_order_does_not_matter(args: tuple[list[float], list[float]]) -> None:
+    times, permuted = args
+    assert m.sustained_tps(times) == m.sustained_tps(permuted)
+    assert m.peak_tps(times) == m.peak_tps(permuted)
+
+
+def test_peak_counts_a_burst_just_inside_the_window_of_every_later_instant() -> None:
+    # 1000 txs seen at 0.2, then sparse blocks: the only intervals >= 1 s that contain the burst start
+    # at 0.0; a shortest-interval-only peak (t_j = last instant >= 1 s before t_i) never saw it and
+    # reported a peak far below the sustained rate
+    times = [0.0] + [0.2] * 1000 + [1.5, 1.6]
+    sustained = m.sustained_tps(times)
+    peak, at = m.peak_tps(times, 1.0)
+    assert sustained == pytest.approx(1001 / 1.5)
+    assert peak >= sustained and at == 0.0
 
 
 @given(times_st)
