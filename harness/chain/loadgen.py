@@ -31,10 +31,11 @@ must carry the profile's gas limit.
 Swaps (``swapExactTokensForTokens``, 1 token in, no slippage limit, recipient
 = sender) alternate direction A→B, B→A per account by default so the pool
 stays balanced (``alternate=False``: always A→B, the price drifts; gas is
-the same). Every swap carries an explicit gas limit = ``eth_estimateGas``
-of a steady-state swap (the minimal limit that succeeds, ≈ 1.06 × the
-≈87.3 k gas used), because anvil packs blocks by gas limit. Transfers: 1 wei,
-21 000 gas, to the next account.
+the same). Every swap carries an explicit gas limit = the larger
+``eth_estimateGas`` of the two directions for the first swap of a block (the
+minimal limit that always succeeds: ≈103 k for ≈87.3 k used), because anvil
+admits a tx only while its gas *limit* fits in the block's remaining gas (see
+:mod:`harness.chain.profiles`). Transfers: 1 wei, 21 000 gas, to the next account.
 """
 
 from __future__ import annotations
@@ -135,10 +136,10 @@ def drain_timeout_for(
     slack_s: float = DRAIN_SLACK_S,
 ) -> float:
     """Seconds to wait for inclusion after sending: ``margin`` x the chain's minimum time to include the
-    workload (``n_txs x gas_limit_per_tx / gas_per_second``: anvil packs blocks by gas *limit*) + 3
+    workload (``n_txs x gas_limit_per_tx / gas_per_second``: by gas *limit*, an upper bound) + 3
     block times (the first and last partial blocks, one for the observer) + ``slack_s`` (a node slower
-    than its gas budget, a loaded machine). E.g. 5,000 swaps at 92.5 k gas on 2.5 Mgas/s:
-    2 x 185 s + 36 s + 60 s = 466 s."""
+    than its gas budget, a loaded machine). E.g. the paper-scale run, 5,000 swaps at 103 k gas limit on
+    2.5 Mgas/s: 2 x 206 s + 36 s + 60 s = 508 s (they take ~175 s)."""
     if n_txs < 0 or gas_limit_per_tx <= 0 or gas_per_second <= 0 or block_time_s < 0 or margin < 1:
         raise ValueError(
             f"bad drain inputs: n_txs={n_txs}, gas_limit_per_tx={gas_limit_per_tx}, "

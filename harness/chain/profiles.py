@@ -5,9 +5,12 @@ The L1 profiles keep mainnet's gas per second (30 M gas per 12 s block =
 blocks, so a short run sees many blocks. ``l2-like`` is a fast chain with a
 large gas limit (the execution engine is the limit, not the block).
 
-anvil packs a block by each transaction's gas *limit*, not the gas it uses:
-the load generator therefore sends swaps with a tight explicit gas limit
-(see :mod:`harness.chain.loadgen`).
+How anvil fills a block (measured on 1.7.1): the next pooled tx goes in while
+its gas *limit* fits in the gas left after the gas *used* so far (geth's
+builder rule), so a block holds floor((gas limit - tx gas limit) / gas used)
++ 1 txs: 28 swaps of 103 k limit / 87.7 k used in 2.5 M, 343 in 30 M (a
+pure gas-limit packing would give 24 and 290). The load generator therefore
+sends swaps with a tight explicit gas limit (see :mod:`harness.chain.loadgen`).
 """
 
 from __future__ import annotations

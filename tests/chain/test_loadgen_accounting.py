@@ -39,7 +39,7 @@ def chain(tmp_path_factory):
 
 
 def test_drain_timeout_comes_from_the_workload_gas_and_the_gas_per_second() -> None:
-    # the paper-scale L1 run: 5,000 swaps at ~92.5 k gas limit on 2.5 Mgas/s take >= 185 s to include
+    # 5,000 txs of 92.5 k gas limit on 2.5 Mgas/s: 185 s by gas limit, doubled, + 3 blocks + 60 s
     t = drain_timeout_for(5000, 92_500, 2_500_000, 12)
     assert t == pytest.approx(2 * 185 + 36 + 60)
     assert drain_timeout_for(5000, 92_500, 5_000_000, 12) < t  # a 60 M profile needs less
