@@ -30,7 +30,7 @@ pytestmark = pytest.mark.chain
 @pytest.mark.parametrize("send_mode", ["batch", "single"])
 def test_generator_send_rate_vs_anvil_ingestion(benchmark, l1_chain_for, profile, send_mode) -> None:
     chain = l1_chain_for("l2-like")
-    per_account = 20 if profile == "paper" else 10
+    per_account = 40 if profile == "paper" else 20  # 2,000 swaps per side at smoke: a ~0.4 s intake window
     ceiling_cfg = LoadConfig(
         "swap",
         instances=1,
