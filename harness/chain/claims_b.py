@@ -346,3 +346,100 @@ def observed_gas_per_second(url: str, blocks: int = 10) -> float:
     if dt <= 0:
         raise ValueError(f"{url}: block timestamps do not advance")
     return to_int(last["gasLimit"]) / dt
+
+
+def stability_figure(steps: Sequence[Mapping[str, Any]], title: str = ""):
+    """B6: per instance count, sustained TPS (bars, left axis) and lost txs (markers, right axis);
+    unstable steps are hatched."""
+    from harness.report.plots import figure
+
+    fig, ax = figure()
+    xs = list(range(len(steps)))
+    bars = ax.bar(xs, [s.get("tps_sustained") or 0 for s in steps], 0.6, label="sustained TPS")
+    for bar, s in zip(bars, steps, strict=True):
+        if not s.get("stable", True):
+            bar.set_hatch("//")
+    ax.set_xticks(xs, [str(s["instances"]) for s in steps])
+    ax.set_xlabel("concurrent generator instances")
+    ax.set_ylabel("sustained TPS")
+    lost_ax = ax.twinx()
+    lost_ax.plot(xs, [s.get("lost", 0) for s in steps], "rx-", label="lost (accepted, never included)")
+    lost_ax.set_ylabel("lost transactions")
+    lost_ax.set_ylim(bottom=0, top=max(1, *(s.get("lost", 0) for s in steps)) * 1.2)
+    ax.axvline(max((i for i, s in enumerate(steps) if s["instances"] <= 5), default=-1) + 0.5,
+               color="k", ls=":", lw=0.8, label="paper: unstable above 5")
+    handles = ax.get_legend_handles_labels()
+    more = lost_ax.get_legend_handles_labels()
+    ax.legend(handles[0] + more[0], handles[1] + more[1], fontsize=8, loc="upper left")
+    ax.set_title(title or "B6: stability vs generator instances (hatched = unstable)")
+    return fig
+
+
+def stage_timings_figure(batches: Sequence[Mapping[str, Any]], title: str = ""):
+    """B8: per-stage seconds for every batch (one line per stage), log scale."""
+    from harness.report.plots import figure
+
+    rows = [b for b in batches if b.get("timings_s")]
+    stages = list(rows[0]["timings_s"]) if rows else []
+    fig, ax = figure()
+    for stage in stages:
+        ys = [b["timings_s"].get(stage) for b in rows]
+        style = "o-" if stage in SEALING_STAGES else "x--"
+        ax.plot([b["number"] for b in rows], [max(y, 1e-6) if y is not None else None for y in ys], style,
+                ms=4, label=stage + ("" if stage in SEALING_STAGES else " (settlement)"))
+    ax.set_yscale("log")
+    ax.set_xlabel("batch number")
+    ax.set_ylabel("seconds (log)")
+    ax.set_title(title or "B8: per-stage timings per batch (solid = sealing stages)")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
+
+
+def workload_ratio_figure(swap: Mapping[str, Any], transfer: Mapping[str, Any], title: str = ""):
+    """B10: TPS and GPS of a transfer run and a swap run on the same chain, each normalised to the swap
+    run's (1.0 = the same); GPS being the capacity figure means the GPS bars stay at 1."""
+    from harness.report.plots import figure
+
+    fig, ax = figure()
+    tps = transfer["tps_sustained"] / swap["tps_sustained"] if swap.get("tps_sustained") else 0.0
+    gps = transfer["gps_sustained"] / swap["gps_sustained"] if swap.get("gps_sustained") else 0.0
+    ax.bar([0, 1], [1.0, 1.0], 0.35, label="swap run (reference)")
+    ax.bar([0.35, 1.35], [tps, gps], 0.35, label="transfer run")
+    for x, v in ((0.35, tps), (1.35, gps)):
+        ax.text(x, v, f"{v:.2f}x", ha="center", va="bottom", fontsize=8)
+    ax.axhline(1.0, color="k", lw=0.8, ls=":")
+    ax.set_xticks([0.175, 1.175], ["TPS (sustained)", "gas per second"])
+    ax.set_ylabel("transfer / swap")
+    ax.set_title(title or "B10: TPS vs GPS across workloads")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def batch_composition_figure(blocks: Sequence[Mapping[str, Any]], batches: Sequence[Mapping[str, Any]],
+                             title: str = ""):
+    """B11: txs per L2 block over the run (``block_shape`` rows, left) and txs and L2 blocks per batch
+    (right)."""
+    from harness.report.plots import plt
+
+    fig, (ax_blocks, ax_batches) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax in (ax_blocks, ax_batches):
+        ax.grid(True, alpha=0.3)
+    ax_blocks.bar(range(len(blocks)), [b.get("run_tx_count", 0) for b in blocks])
+    ax_blocks.axhline(PAPER_TXS_PER_BLOCK, color="k", ls=":", lw=0.8, label=f"paper ~{PAPER_TXS_PER_BLOCK}")
+    ax_blocks.set_xlabel("L2 block of the run")
+    ax_blocks.set_ylabel("txs per block")
+    ax_blocks.legend(fontsize=8)
+    nums = [str(b["number"]) for b in batches]
+    ax_batches.bar(nums, [int(b["l2TxCount"]) for b in batches], label="txs")
+    ax_batches.axhline(PAPER_TXS_PER_BATCH, color="k", ls=":", lw=0.8, label=f"paper ~{PAPER_TXS_PER_BATCH} txs")
+    ax_batches.set_xlabel("batch")
+    ax_batches.set_ylabel("txs per batch")
+    nblk = ax_batches.twinx()
+    nblk.plot(nums, [int(b["lastBlock"]) - int(b["firstBlock"]) + 1 for b in batches], "ro-", label="L2 blocks")
+    nblk.set_ylabel("L2 blocks per batch")
+    nblk.set_ylim(bottom=0)
+    h1, l1 = ax_batches.get_legend_handles_labels()
+    h2, l2 = nblk.get_legend_handles_labels()
+    ax_batches.legend(h1 + h2, l1 + l2, fontsize=8)
+    fig.suptitle(title or "B11: txs per L2 block and per batch")
+    return fig

@@ -232,6 +232,7 @@ def test_b6_largest_stable_generator_count(profile, l2_load, results_dir, claim_
         row["stable"] = claims_b.stable_step(row, m["blocks_after_run"])
         steps.append(row)
     attach_table("B6 steps", steps)
+    attach_figure("B6: stability per instance count", claims_b.stability_figure(steps))
     results_path(results_dir, "b6-steps.json").write_text(json.dumps(steps, indent=1))
     # the loss accounting of every step is asserted (never as a deviation) by test_b3_b6_steps_lose_no_accepted_tx
     best = claims_b.largest_stable(steps)
@@ -290,6 +291,7 @@ def test_b8_tree_is_the_slowest_sealing_stage(main_run, l2_settle, claim_report)
     d = claims_b.stage_dominance(st["batches"])
     attach_table("per-batch stage timings (s)",
                  [{"batch": b["number"], "l2_txs": b["l2TxCount"], **(b["timings_s"] or {})} for b in st["batches"]])
+    attach_figure("B8: per-stage timings per batch", claims_b.stage_timings_figure(st["batches"]))
     all_stages = claims_b.stage_dominance(st["batches"], list(st["batches"][0]["timings_s"]))
     measured = {f"{s}_median_s": v["median_s"] for s, v in d["per_stage"].items()}
     measured.update({f"{s}_max_s": v["max_s"] for s, v in d["per_stage"].items()})
@@ -316,6 +318,11 @@ def test_b10_gps_beside_tps_on_the_rollup(profile, main_run, l2_load, claim_repo
     gps_ratio = t["gps_sustained"] / s["gps_sustained"]
     tps_ratio = t["tps_sustained"] / s["tps_sustained"]
     ok = abs(gps_ratio - 1) <= 0.1 and tps_ratio > 2
+    attach_table("B10 runs (rollup)", [{"workload": w, **{k: m[k] for k in ("tps_sustained", "gps_sustained",
+                                                                                "send_rate_tps")}}
+                                       for w, m in (("swap", s), ("transfer", t))])
+    attach_figure("B10: TPS vs GPS, transfer / swap (rollup)",
+                  claims_b.workload_ratio_figure(s, t, "B10 on the rollup: transfer / swap"))
     claim_report({"swap_tps": s["tps_sustained"], "transfer_tps": t["tps_sustained"], "tps_ratio": tps_ratio,
                   "swap_gps": s["gps_sustained"], "transfer_gps": t["gps_sustained"], "gps_ratio": gps_ratio,
                   "swap_send_rate_tps": s["send_rate_tps"], "transfer_send_rate_tps": t["send_rate_tps"]},
@@ -341,6 +348,9 @@ def test_b11_txs_per_block_and_per_batch(main_run, l2_settle, claim_report):
     measured.update(claims_b.node_batching_config(main_run_url(main_run)) or {})
     ok = (measured.get("blocks_per_batch_min") or 0) > 1
     attach_json("B11", measured)
+    attach_table("B11 batches", [{"batch": b["number"], "l2_txs": b["l2TxCount"], "first_block": b["firstBlock"],
+                                  "last_block": b["lastBlock"]} for b in st["batches"]])
+    attach_figure("B11: txs per L2 block and per batch", claims_b.batch_composition_figure(sh["rows"], st["batches"]))
     claim_report(measured, reproduced=ok, detail="every batch > 1 L2 block; batch size follows the node's "
                                                   "sealing criteria (batch_max_* here)")
     assert ok, measured

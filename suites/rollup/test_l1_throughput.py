@@ -14,6 +14,7 @@ import pytest
 from harness.chain import claims_b
 from harness.chain.loadgen import LoadConfig
 from harness.chain.profiles import get_profile
+from harness.report.attach import attach_figure, attach_table
 from suites.rollup import spec
 
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("load")]
@@ -216,6 +217,11 @@ def test_b10_gps_is_the_capacity_figure_on_a_gas_bound_chain(profile, l1_load, c
     gps_ratio = t["gps_sustained"] / s["gps_sustained"]
     tps_ratio = t["tps_sustained"] / s["tps_sustained"]
     ok = abs(gps_ratio - 1) <= 0.1 and tps_ratio > 2
+    attach_table("B10 runs (mainnet-scaled)", [{"workload": w, "tps_sustained": m["tps_sustained"],
+                                                "gps_sustained": m["gps_sustained"]}
+                                               for w, m in (("swap", s), ("transfer", t))])
+    attach_figure("B10: TPS vs GPS, transfer / swap (mainnet-scaled)",
+                  claims_b.workload_ratio_figure(s, t, "B10 on a gas-bound L1 (mainnet-scaled): transfer / swap"))
     claim_report(
         {
             "swap_tps": s["tps_sustained"],
