@@ -56,9 +56,10 @@ def batches_for_blocks(l2_url: str, blocks: Iterable[int], l1_url: str | None = 
         for b in sorted(set(batch_of.values())):
             det = dict(rpc.call("zks_getL1BatchDetails", [b]))
             try:
-                det["timings_s"] = (rpc.call("rollup_batchTimings", [b]) or {}).get("timings_s")
+                bt = rpc.call("rollup_batchTimings", [b]) or {}
+                det["timings_s"], det["tree_breakdown_s"] = bt.get("timings_s"), bt.get("tree_breakdown_s")
             except RpcError:
-                det["timings_s"] = None
+                det["timings_s"] = det["tree_breakdown_s"] = None
             gas = {s: det.get(f"{s}GasUsed") for s in L1_STEPS}
             blob = {s: det.get(f"{s}BlobGasUsed") for s in L1_STEPS}
             if any(v is None for v in list(gas.values()) + list(blob.values())) and l1_url:

@@ -7,10 +7,13 @@ Every stage's wall time is recorded in the batch record, in seconds:
   seal        gather the blocks' raw txs from the WAL index
   state_diff  trace the blocks on the L2 engine (``trace_replayBlockTransactions`` stateDiff,
               see state_diff.py for why not geth's prestateTracer)
-  tree        update the sparse Merkle tree: hashing and the changed-node delta, in memory
-              (ZKsync's ``waiting_for_tree``)
+  tree        the sparse Merkle tree's work for the batch: hashing and the changed-node delta in memory,
+              plus writing those nodes and leaves to its store (ZKsync's ``waiting_for_tree``: its
+              tree component computes and persists the tree in RocksDB); the two parts are kept
+              apart in the record's ``tree_breakdown_s`` (``hash``, ``write``)
   compress    RLP-encode blocks + diff, compress, fsync the batch file
-  persist     one SQLite transaction: batch record, block -> batch map, tree delta (fsync'd)
+  persist     the rest of the one SQLite transaction: batch record, block -> batch map, and the
+              commit (fsync) of everything, tree rows included
   commit      RollupL1.commit_batch (calldata) or commit_batch_blobs (EIP-4844 blobs), send + receipt
   reexecute   read the batch back FROM L1 (the commit transaction's calldata, or its blobs), check it
               against the dataHash the contract stored, replay it on the prover's own engine and check
@@ -42,7 +45,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from harness.rollup.compress import BatchData, compress, decompress
-from harness.rollup.config import NodeConfig
+from harness.rollup.config import BatchCriteria, NodeConfig
 from harness.rollup.engine import Engine, JsonRpcClient, ReplayMismatch
 from harness.rollup.merkle import SparseMerkleTree, TreeUndo, keccak
 from harness.rollup.state_diff import blocks_state_diff
@@ -55,6 +58,35 @@ STAGES = ("seal", "state_diff", "tree", "compress", "persist", "commit", "reexec
 SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
 
+
+
+def pick_batch(blocks: list[dict], first: int, crit: BatchCriteria, tx_bytes: Callable[[str], int],
+               now: float) -> list[dict] | None:
+    """The blocks the next batch takes, or None to wait: a gap-free run of recorded blocks from
+    ``first``, cut at the first of max_txs / max_bytes / max_blocks reached once it holds a tx (leading
+    empty blocks ride along, so a batch can be longer than max_blocks only by those), or when the
+    batch's time window closes. The time window is max_seconds from when the
+    batch's first tx-bearing block was seen and is judged on the blocks' own ``seen_at`` times, not on
+    when the sealer looks: a sealer that fell behind (a slow previous batch) still groups the blocks that
+    came within the window instead of sealing one block per batch; with no later block yet, the window
+    closes at ``now``."""
+    ntx = nbytes = scanned = 0
+    first_tx_seen: float | None = None
+    for j, b in enumerate(blocks):
+        if b["number"] != first + j:
+            break  # the tracker has not recorded a gap-free range yet
+        if first_tx_seen is not None and b["seen_at"] - first_tx_seen >= crit.max_seconds:
+            return blocks[:j]  # this block came after the batch's time window closed
+        ntx += len(b["tx_hashes"])
+        nbytes += sum(tx_bytes(h) for h in b["tx_hashes"])
+        scanned = j + 1
+        if ntx and first_tx_seen is None:
+            first_tx_seen = b["seen_at"]
+        if ntx and (ntx >= crit.max_txs or nbytes >= crit.max_bytes or j + 1 >= crit.max_blocks):
+            return blocks[: j + 1]
+    if first_tx_seen is not None and now - first_tx_seen >= crit.max_seconds:
+        return blocks[:scanned]  # the window closed with no later block yet
+    return None
 
 class L1Like(Protocol):
     """The subset of harness.rollup.l1.RollupL1 the node uses."""
@@ -327,20 +359,8 @@ class Pipeline:
         while not self.stop_event.is_set():
             first = self.next_first_block()
             blocks = self.db.blocks(first, first + 10_000)
-            take = None
-            ntx = nbytes = 0
-            first_tx_seen: float | None = None
-            for j, b in enumerate(blocks):
-                if b["number"] != first + j:
-                    break  # tracker has not recorded a gap-free range yet
-                ntx += len(b["tx_hashes"])
-                nbytes += sum(len(self.raw_by_hash.get(h.lower(), b"")) for h in b["tx_hashes"])
-                if ntx and first_tx_seen is None:
-                    first_tx_seen = b["seen_at"]
-                if ntx and (ntx >= crit.max_txs or nbytes >= crit.max_bytes or j + 1 >= crit.max_blocks
-                            or time.time() - first_tx_seen >= crit.max_seconds):
-                    take = blocks[: j + 1]
-                    break
+            take = pick_batch(blocks, first, crit, lambda h: len(self.raw_by_hash.get(h.lower(), b"")),
+                              time.time())
             if take is None:
                 self.stop_event.wait(0.1)
                 continue
@@ -402,8 +422,11 @@ class Pipeline:
             }
             t0 = time.perf_counter()
             timings["persist"] = 0.0  # overwritten below; present in the stored record
-            self.db.seal_batch(rec, changes, diff)  # record + block->batch map + tree delta, one transaction
-            timings["persist"] = time.perf_counter() - t0
+            tree_hash_s = timings["tree"]
+            tree_write_s = self.db.seal_batch(rec, changes, diff)  # record + block map + tree delta, one txn
+            timings["persist"] = time.perf_counter() - t0 - tree_write_s
+            timings["tree"] = tree_hash_s + tree_write_s
+            rec["tree_breakdown_s"] = {"hash": tree_hash_s, "write": tree_write_s}
         except BaseException:
             self.tree.revert(undo)
             if self.tree.root != prev_root:  # cannot happen; never continue on a tree that is ahead

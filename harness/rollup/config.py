@@ -15,7 +15,7 @@ class BatchCriteria:
     max_blocks: int = 10
     max_txs: int = 1_000
     max_bytes: int = 120_000  # raw tx bytes, before compression
-    max_seconds: float = 10.0  # since the first unsealed block holding a tx was seen
+    max_seconds: float = 10.0  # window from when the first unsealed block holding a tx was seen (by seen_at)
 
     def __post_init__(self) -> None:
         if self.max_blocks < 1 or self.max_txs < 1 or self.max_bytes < 1 or self.max_seconds <= 0:

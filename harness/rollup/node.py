@@ -339,6 +339,7 @@ class Node:
         if rec is None:
             return None
         return {"number": rec["number"], "status": rec["status"], "timings_s": rec["timings"],
+                "tree_breakdown_s": rec.get("tree_breakdown_s"),
                 "tx_count": rec["tx_count"], "block_count": rec["block_count"],
                 "leaves_touched": rec["leaves_touched"], "raw_bytes": rec["raw_bytes"],
                 "compressed_bytes": rec["compressed_bytes"], "compression_ratio": rec["compression_ratio"],

@@ -17,6 +17,7 @@ import os
 import sqlite3
 import struct
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -229,8 +230,11 @@ class NodeDb:
             self.conn.execute("INSERT OR REPLACE INTO batches VALUES (?, ?)", (rec["number"], json.dumps(rec)))
 
     def seal_batch(self, rec: dict, tree_changes: dict[tuple[int, int], bytes | None],
-                   leaf_changes: dict[bytes, bytes]) -> None:
-        """Write the batch record, its block mapping and the tree delta in ONE transaction."""
+                   leaf_changes: dict[bytes, bytes]) -> float:
+        """Write the batch record, its block mapping and the tree delta in ONE transaction.
+
+        Returns the seconds spent writing the tree delta (node and leaf rows) inside the transaction,
+        so the caller can attribute the tree's own storage writes to the tree stage."""
         with self._lock:
             c = self.conn
             c.execute("BEGIN IMMEDIATE")
@@ -238,11 +242,14 @@ class NodeDb:
                 c.execute("INSERT OR REPLACE INTO batches VALUES (?, ?)", (rec["number"], json.dumps(rec)))
                 c.execute("UPDATE blocks SET batch=? WHERE number>=? AND number<=?",
                           (rec["number"], rec["first_block"], rec["last_block"]))
+                t0 = time.perf_counter()
                 self._write_tree(tree_changes, leaf_changes)
+                tree_write_s = time.perf_counter() - t0
                 c.execute("COMMIT")
             except BaseException:
                 c.execute("ROLLBACK")
                 raise
+        return tree_write_s
 
     def save_tree(self, tree_changes: dict[tuple[int, int], bytes | None], leaf_changes: dict[bytes, bytes]) -> None:
         """Persist a tree delta on its own (the genesis state), in one transaction."""
