@@ -13,15 +13,21 @@ from harness.chain.rpc import Rpc, to_int
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
 
-def test_auto_detects_zks_and_every_stage_is_ordered(rollup_env, rollup_account) -> None:
-    with Rpc(rollup_env.url) as rpc:
+def _send_self_transfer(url: str, account) -> tuple[str, float]:
+    """Send a 1-wei transfer to itself; return its hash and the local submit time."""
+    with Rpc(url) as rpc:
         fees = uniswap.fee_params(rpc)
-        nonce = to_int(rpc.call("eth_getTransactionCount", [rollup_account.address, "pending"]))
-        raw, h = rollup_account.sign({"type": 2, "chainId": uniswap.chain_id(rpc), "nonce": nonce,
-                                      "to": rollup_account.address, "value": 1, "gas": 21_000, "data": "0x",
-                                      **fees.fields()})
+        nonce = to_int(rpc.call("eth_getTransactionCount", [account.address, "pending"]))
+        raw, h = account.sign({"type": 2, "chainId": uniswap.chain_id(rpc), "nonce": nonce,
+                               "to": account.address, "value": 1, "gas": 21_000, "data": "0x",
+                               **fees.fields()})
         submit = time.time()
         rpc.call("eth_sendRawTransaction", [raw])
+    return h, submit
+
+
+def test_auto_detects_zks_and_every_stage_is_ordered(rollup_env, rollup_account) -> None:
+    h, submit = _send_self_transfer(rollup_env.url, rollup_account)
     with FinalityTracker(rollup_env.url, mode="auto", poll_s=0.1) as tr:
         assert tr.mode == "zks" and tr.hard_stage == "executed"
         [rec] = tr.track_txs([(h, submit)], timeout_s=180)
@@ -41,14 +47,7 @@ def test_safe_and_finalized_tags_follow_l1_settlement(rollup_env, rollup_account
     """On the embedded node the tags are L1 settlement, not the L2 engine's latest-32/-64: ``safe`` = last
     L2 block of the last batch committed on L1, ``finalized`` = last L2 block of the last executed batch.
     Tracked in tags mode, a tx's block is finalized only once zks_getBlockDetails says its batch executed."""
-    with Rpc(rollup_env.url) as rpc:
-        fees = uniswap.fee_params(rpc)
-        nonce = to_int(rpc.call("eth_getTransactionCount", [rollup_account.address, "pending"]))
-        raw, h = rollup_account.sign({"type": 2, "chainId": uniswap.chain_id(rpc), "nonce": nonce,
-                                      "to": rollup_account.address, "value": 1, "gas": 21_000, "data": "0x",
-                                      **fees.fields()})
-        submit = time.time()
-        rpc.call("eth_sendRawTransaction", [raw])
+    h, submit = _send_self_transfer(rollup_env.url, rollup_account)
     with FinalityTracker(rollup_env.url, mode="tags", poll_s=0.1) as tr:
         [rec] = tr.track_txs([(h, submit)], timeout_s=180)
         assert rec.order_violations() == [] and rec.safe_s and rec.finalized_s, rec
