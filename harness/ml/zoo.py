@@ -389,7 +389,8 @@ class ModelZoo:
         if progress is not None:
             progress(
                 f"[{self.worker}] trained {cfg.short()} in {result.seconds:.1f}s, {result.epochs} epochs, "
-                f"train CE {result.final_train_loss:.4f} ({'converged' if result.converged else 'NOT converged'})"
+                f"train CE {result.final_train_loss:.4g} ({'converged' if result.converged else 'NOT converged'}: "
+                f"{result.stop_reason}, target {cfg.target_train_loss:g})"
             )
         return TrainedModel(model, cfg, result, cache_hit=False, key=key)
 
