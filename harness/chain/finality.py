@@ -144,14 +144,20 @@ class TxFinality:
         return out + [("committed", self.committed_s), ("proven", self.proven_s), ("executed", self.executed_s)]
 
     def order_violations(self, strict: bool = True) -> list[str]:
-        """Every adjacent pair out of order (or missing), e.g. ``'soft 12.3 >= committed 12.1'``."""
+        """Every adjacent pair out of order (or missing), e.g. ``'soft 12.3 >= committed 12.1'``.
+
+        ``safe``/``finalized`` (tags mode) are both instants at which this tracker's poll first saw the
+        tag pass the block; when one poll sees both (the batch was committed and executed between two
+        polls, or an OP-style chain finalized the block directly) they are equal: a tie at poll
+        resolution, not disorder, so that pair is only a violation when finalized was seen *before* safe."""
         bad = []
         stages = self.chain()
         for (a, ta), (b, tb) in zip(stages, stages[1:], strict=False):
+            pair_strict = strict and (a, b) != ("safe", "finalized")
             if ta is None or tb is None:
                 bad.append(f"{a}={ta} or {b}={tb} missing")
-            elif (ta >= tb) if strict else (ta > tb):
-                bad.append(f"{a} {ta:.3f} {'>=' if strict else '>'} {b} {tb:.3f}")
+            elif (ta >= tb) if pair_strict else (ta > tb):
+                bad.append(f"{a} {ta:.3f} {'>=' if pair_strict else '>'} {b} {tb:.3f}")
         return bad
 
     def as_dict(self) -> dict[str, Any]:

@@ -62,6 +62,12 @@ def test_order_violations_name_the_pair() -> None:
     assert any(s.startswith("soft 3.500 >= committed") for s in v) and any("missing" in s for s in v)
     tags = TxFinality("0xc", 1, 1.0, 1.5, None, safe_s=3.0, finalized_s=5.0)
     assert [s for s, _ in tags.chain()] == ["submit", "soft", "safe", "finalized"] and tags.hard_s == 5.0
+    # one poll saw both tags pass the block: a tie at poll resolution, not disorder; the reverse still is
+    assert TxFinality("0xd", 1, 1.0, 1.5, None, safe_s=3.0, finalized_s=3.0).order_violations() == []
+    assert TxFinality("0xe", 1, 1.0, 1.5, None, safe_s=3.0, finalized_s=2.9).order_violations() == [
+        "safe 3.000 > finalized 2.900"]
+    assert TxFinality("0xf", 1, 1.0, 3.0, None, safe_s=3.0, finalized_s=4.0).order_violations() == [
+        "soft 3.000 >= safe 3.000"]
 
 
 def test_bad_arguments() -> None:
