@@ -118,6 +118,21 @@ def _cache_kzg_trusted_setup() -> None:
         base.load_trusted_setup._rollup_cached = True  # type: ignore[attr-defined]
 
 
+def warm_kzg_trusted_setup() -> float:
+    """Load (and cache) the KZG trusted setup now; returns the seconds it took.
+
+    ckzg's loader holds the GIL for its whole run (≈3 s measured here, more on a loaded machine), so
+    a node that first loads it when it seals its first blob batch freezes every thread -- RPC, block
+    tracking -- for that long. A blob-DA node calls this during start-up, before it serves anything.
+    """
+    from eth_account.typed_transactions import base
+
+    _cache_kzg_trusted_setup()
+    t0 = time.perf_counter()
+    base.load_trusted_setup(base.TRUSTED_SETUP, 0)
+    return time.perf_counter() - t0
+
+
 def _bytes32(name: str, value: bytes) -> bytes:
     if isinstance(value, str):
         value = bytes.fromhex(value.removeprefix("0x"))

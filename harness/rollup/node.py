@@ -39,6 +39,7 @@ from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
 from harness.rollup.config import NodeConfig
 from harness.rollup.engine import Engine, EngineConfig, JsonRpcClient, ReplayMismatch
 from harness.rollup.finality import batch_details, block_details
+from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer
@@ -216,6 +217,8 @@ class Node:
         self.recovery.update(replayed_blocks=replayed, resubmitted_txs=len(pending) - len(refused),
                              refused_on_resubmit=len(refused), recovery_s=time.perf_counter() - t0,
                              wal_txs=len(raw))
+        if cfg.data_availability == "blobs":  # ckzg's loader holds the GIL for seconds: pay it before serving
+            self.recovery["kzg_trusted_setup_load_s"] = warm_kzg_trusted_setup()
         self.engine.start_interval_mining(cfg.block_time_s)
         # tree
         nodes, leaves = db.load_tree()

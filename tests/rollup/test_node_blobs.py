@@ -42,6 +42,9 @@ def test_blob_config_refuses_batches_that_cannot_fit() -> None:
 def test_node_with_blob_da_reaches_executed(private_l1, rollup_node_factory) -> None:
     node = rollup_node_factory(private_l1.url, l1_operator_key(), None,
                                ("--da", "blobs", "--max-blocks", "1", "--max-seconds", "1"))
+    # the KZG trusted setup (its loader holds the GIL for seconds) was loaded before the node served,
+    # so sealing the first blob batch does not freeze the RPC calls below (each has a 5 s timeout)
+    assert rpc_call(node.url, "rollup_status")["recovery"]["kzg_trusted_setup_load_s"] > 0
     w3 = Web3(Web3.HTTPProvider(node.url))
     sender = derive_account(DEFAULT_MNEMONIC, 1)
     tx = {"chainId": w3.eth.chain_id, "nonce": 0, "to": "0x000000000000000000000000000000000000dEaD",
