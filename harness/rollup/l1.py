@@ -118,6 +118,14 @@ def _cache_kzg_trusted_setup() -> None:
         base.load_trusted_setup._rollup_cached = True  # type: ignore[attr-defined]
 
 
+def _kzg_trusted_setup():
+    """The trusted setup eth-account signs blob txs with, loaded with its arguments (so cached for it too)."""
+    from eth_account.typed_transactions import base
+
+    _cache_kzg_trusted_setup()
+    return base.load_trusted_setup(base.TRUSTED_SETUP, 0)
+
+
 def warm_kzg_trusted_setup() -> float:
     """Load (and cache) the KZG trusted setup now; returns the seconds it took.
 
@@ -125,11 +133,8 @@ def warm_kzg_trusted_setup() -> float:
     a node that first loads it when it seals its first blob batch freezes every thread -- RPC, block
     tracking -- for that long. A blob-DA node calls this during start-up, before it serves anything.
     """
-    from eth_account.typed_transactions import base
-
-    _cache_kzg_trusted_setup()
     t0 = time.perf_counter()
-    base.load_trusted_setup(base.TRUSTED_SETUP, 0)
+    _kzg_trusted_setup()
     return time.perf_counter() - t0
 
 
@@ -561,8 +566,7 @@ def blob_versioned_hashes(blobs: list[bytes]) -> list[bytes]:
 
     from eth_account.typed_transactions import base
 
-    _cache_kzg_trusted_setup()
-    setup = base.load_trusted_setup(base.TRUSTED_SETUP, 0)
+    setup = _kzg_trusted_setup()
     out = []
     for blob in blobs:
         commitment = bytes(base.blob_to_kzg_commitment(bytes(blob), setup))
