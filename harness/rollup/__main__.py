@@ -8,7 +8,7 @@ Without --l1-url the node starts an embedded L1 (anvil, 1 s blocks, default hard
 port, operator = anvil dev account 0) that lives as long as the node: such a data dir cannot be restarted
 (the L1 holding its batches is gone); give --l1-url for restartable runs.
 
-Prints one JSON line {"url": ..., "rollup_address": ..., "l1_url": ...} when ready (and writes it to
+Prints one JSON line {"url": ..., "ws_url": ..., "rollup_address": ..., "l1_url": ...} when ready (and writes it to
 --ready-file). SIGTERM/SIGINT stop the node and kill its anvil engines (also during start-up).
 """
 
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         starting[0] = False
         if stop.is_set():
             return 0
-        info = {"url": node.url, "pid": os.getpid(), "rollup_address": getattr(node.l1, "address", None),
+        info = {"url": node.url, "ws_url": node.ws_url, "pid": os.getpid(),
+                "rollup_address": getattr(node.l1, "address", None),
                 "l1_url": l1_url, "l1_embedded": embedded_l1 is not None,
                 "l2_engine_pgid": node.engine.pgid, "data_dir": str(cfg.data_dir)}
         line = json.dumps(info)

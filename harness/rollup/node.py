@@ -291,6 +291,10 @@ class Node:
     def url(self) -> str:
         return self.rpc.url
 
+    @property
+    def ws_url(self) -> str:
+        return self.rpc.ws_url
+
     # -- block tracker (soft finality) -----------------------------------------------------------------------
     def _track_blocks(self) -> None:
         rpc = JsonRpcClient(self.engine.url)
@@ -304,6 +308,8 @@ class Node:
                                        "tx_hashes": [h.lower() for h in b["transactions"]],
                                        "gas_used": int(b["gasUsed"], 16), "gas_limit": int(b["gasLimit"], 16),
                                        "seen_at": time.time()})
+                    if self.rpc is not None:  # newHeads / logs subscribers (WebSocket)
+                        self.rpc.publish_block(b)
                     n += 1
             except Exception as e:  # noqa: BLE001 - engine briefly busy; keep tracking
                 if not self._stop.is_set():

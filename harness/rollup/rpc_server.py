@@ -1,290 +1,268 @@
-"""The node's JSON-RPC server: HTTP POST on 127.0.0.1 (OS-assigned port), single and batch requests.
+"""The node's JSON-RPC transports: HTTP POST and WebSocket on one 127.0.0.1 port (OS-assigned), as real
+nodes serve them (``http://127.0.0.1:PORT`` and ``ws://127.0.0.1:PORT``).
 
-JSON-RPC 2.0 as specified: a request must carry ``"jsonrpc": "2.0"``; a request without an ``id``
-member is a notification: it is executed and gets no reply (a body of notifications only gets an empty
-HTTP 204). HTTP only: ``eth_subscribe`` is refused with a message saying so (poll, or use
-``eth_newBlockFilter`` + ``eth_getFilterChanges``, which are proxied to the engine).
+Why not the stdlib ``http.server``: it writes a reply's headers and body in two sends with Nagle's
+algorithm on, so a keep-alive client's delayed ACK stalls every request ≈ 40–50 ms (TOOLING.md). This
+server is aiohttp's: TCP_NODELAY on every connection and a reply's headers and body leave in one send,
+by construction. The asyncio loop only moves bytes; dispatch (which blocks: the sequencer fsyncs, the
+engine proxy waits for anvil) runs on a bounded worker pool, so a slow call never stalls the loop.
 
-Block tags: ``safe`` / ``finalized`` (and ZKsync's ``l1_committed`` = ``safe``) in any block-tag
-parameter of a proxied method (including EIP-1898 ``{"blockNumber": ...}`` objects and the
-``fromBlock``/``toBlock`` of log filters) are replaced by the block number the node's L1 settlement gives
-them (``tag_resolver``), so they never reach the L2 engine, whose own ``safe``/``finalized`` are unrelated
-to L1.
-
-Error codes (JSON-RPC 2.0): -32700 parse error, -32600 invalid request,
--32601 method not found, -32602 invalid params, -32603 internal error,
--32000 server/tx errors (the engine's own codes are passed through for
-proxied methods). A handler failure is an error reply, never a crash.
+WebSocket: every HTTP method, plus ``eth_subscribe`` with ``newHeads`` (each L2 block header, pushed when
+the node's block tracker records the block, i.e. at soft finality) and ``logs`` (with an optional
+``address`` / ``topics`` filter, per block), and ``eth_unsubscribe``. Notifications have the standard shape
+``{"jsonrpc": "2.0", "method": "eth_subscription", "params": {"subscription": ID, "result": ...}}``.
+Messages on one connection are answered in the order they arrive (so one sender's nonces stay in order);
+notifications are sent in block order.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import socket
 import threading
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.rollup.engine import RpcError
-from harness.rollup.sequencer import TxRejected
+from aiohttp import WSMsgType, web
+
+from harness.rollup.rpc_dispatch import MAX_BODY_BYTES, Dispatcher, InvalidParams, _err
 
 log = logging.getLogger("rollup.rpc")
 
-MAX_BODY_BYTES = 16 * 1024 * 1024
-MAX_BATCH = 5_000
-
-# read-only eth_* methods passed straight to the L2 engine
-PROXIED = frozenset({
-    "eth_chainId", "net_version", "net_listening", "eth_blockNumber", "eth_getBalance", "eth_getTransactionCount",
-    "eth_gasPrice", "eth_maxPriorityFeePerGas", "eth_feeHistory", "eth_estimateGas", "eth_call", "eth_getCode",
-    "eth_getStorageAt", "eth_getBlockByNumber", "eth_getBlockByHash", "eth_getTransactionByHash",
-    "eth_getTransactionReceipt", "eth_getLogs", "eth_syncing", "eth_accounts", "eth_blobBaseFee",
-    "eth_getBlockTransactionCountByNumber", "eth_getBlockTransactionCountByHash", "eth_getBlockReceipts",
-    "eth_getTransactionByBlockNumberAndIndex", "eth_getTransactionByBlockHashAndIndex", "eth_createAccessList",
-    "eth_getProof", "eth_mining", "eth_hashrate", "eth_protocolVersion", "eth_coinbase",
-    "eth_newFilter", "eth_newBlockFilter", "eth_newPendingTransactionFilter", "eth_getFilterChanges",
-    "eth_getFilterLogs", "eth_uninstallFilter",
-})
-#: position of the block-tag parameter of proxied methods (eth_getLogs / eth_newFilter: a filter object)
-TAG_PARAM = {
-    "eth_getBlockByNumber": 0, "eth_getBlockTransactionCountByNumber": 0, "eth_getBlockReceipts": 0,
-    "eth_getTransactionByBlockNumberAndIndex": 0, "eth_getBalance": 1, "eth_getTransactionCount": 1,
-    "eth_getCode": 1, "eth_call": 1, "eth_estimateGas": 1, "eth_createAccessList": 1, "eth_feeHistory": 1,
-    "eth_getStorageAt": 2, "eth_getProof": 2,
-}
-FILTER_METHODS = frozenset({"eth_getLogs", "eth_newFilter"})
-SETTLEMENT_TAGS = {"safe": "safe", "finalized": "finalized", "l1_committed": "safe"}
-HTTP_ONLY = ("{method} needs a subscription transport (WebSocket); this node serves JSON-RPC over HTTP only: "
-             "poll eth_blockNumber, or use eth_newBlockFilter + eth_getFilterChanges")
-REFUSED = {
-    "eth_sendTransaction": "unsigned transactions are not accepted: sign locally and use eth_sendRawTransaction",
-    "eth_sign": "this node holds no keys",
-    "eth_signTransaction": "this node holds no keys",
-}
+#: worker threads for blocking dispatch (bounded concurrency: further requests wait their turn)
+DISPATCH_THREADS = 32
+#: a WebSocket client that lets this many notifications pile up unsent is disconnected
+MAX_OUTBOX = 10_000
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
-def _is_notification(req: Any) -> bool:
-    """A JSON-RPC 2.0 notification: a well-formed request object without an ``id`` member."""
-    return (isinstance(req, dict) and "id" not in req and req.get("jsonrpc") == "2.0"
-            and isinstance(req.get("method"), str) and bool(req.get("method")))
+def _dumps(payload: Any) -> str:
+    return json.dumps(payload, separators=(",", ":"))
 
 
-def _sha3(id_: Any, params: list) -> dict:
-    """web3_sha3: keccak-256 of the 0x-hex data in params[0]."""
-    from harness.rollup.merkle import keccak
+class _WsConn:
+    """One WebSocket client: an ordered outbox (replies and notifications) drained by one sender task."""
 
-    if len(params) != 1 or not isinstance(params[0], str) or not params[0].startswith(("0x", "0X")):
-        return _err(id_, -32602, 'invalid params: expected ["0x<hex data>"]')
-    try:
-        data = bytes.fromhex(params[0][2:])
-    except ValueError:
-        return _err(id_, -32602, "invalid params: data is not hex")
-    return {"jsonrpc": "2.0", "id": id_, "result": "0x" + keccak(data).hex()}
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+        self.outbox: asyncio.Queue[str | None] = asyncio.Queue()
+        self.subs: dict[str, dict] = {}
 
+    def send(self, text: str) -> None:
+        if self.outbox.qsize() >= MAX_OUTBOX:
+            log.warning("websocket client too slow (%d unsent messages): closing it", MAX_OUTBOX)
+            self.outbox.put_nowait(None)
+            return
+        self.outbox.put_nowait(text)
 
-class InvalidParams(ValueError):
-    """Raised by a handler for wrong params (-> -32602)."""
-
-
-def _err(id_: Any, code: int, message: str, data: Any = None) -> dict:
-    e: dict = {"code": code, "message": message}
-    if data is not None:
-        e["data"] = data
-    return {"jsonrpc": "2.0", "id": id_, "error": e}
+    async def drain(self) -> None:
+        while (text := await self.outbox.get()) is not None:
+            if self.ws.closed:
+                return
+            await self.ws.send_str(text)
+        await self.ws.close()
 
 
 class RpcServer:
-    """Dispatches requests to local handlers, the sequencer, or the engine proxy."""
+    """HTTP + WebSocket JSON-RPC on one port. ``start()`` binds and serves; ``publish_block`` feeds
+    subscriptions (call it from any thread with each new block, as ``eth_getBlockByNumber(n, false)``
+    returns it)."""
 
     def __init__(self, host: str, port: int, handlers: dict[str, Callable[[list], Any]],
                  proxy_batch: Callable[[list[tuple[str, list]]], list[dict]],
                  submit_raw: Callable[[list[bytes]], list], client_version: str,
                  tag_resolver: Callable[[str], int] | None = None) -> None:
-        """``tag_resolver(tag)`` -> L2 block number for ``"safe"`` / ``"finalized"`` (None: the tags are
-        passed to the engine unchanged)."""
-        self.handlers = handlers
-        self.tag_resolver = tag_resolver
+        self.dispatcher = Dispatcher(handlers, proxy_batch, submit_raw, client_version, tag_resolver)
         self.proxy_batch = proxy_batch
-        self.submit_raw = submit_raw
-        self.client_version = client_version
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-            def _send(self, status: int, payload: Any) -> None:
-                body = b"" if payload is None else json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._send(405, _err(None, -32600, "use HTTP POST with a JSON-RPC body"))
-
-            def do_POST(self) -> None:  # noqa: N802
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = -1
-                if length < 0 or length > MAX_BODY_BYTES:
-                    self.close_connection = True
-                    self._send(413, _err(None, -32600, f"body must be 0..{MAX_BODY_BYTES} bytes"))
-                    return
-                body = self.rfile.read(length)
-                try:
-                    reply = server.handle_body(body)
-                except Exception as e:  # noqa: BLE001 - last line of defence
-                    log.exception("internal error")
-                    reply = _err(None, -32603, f"internal error: {type(e).__name__}")
-                if reply is None:  # notifications only: nothing to say
-                    self.send_response(204)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self._send(200, reply)
-
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(1024)
+        self.sock.setblocking(False)
+        self.pool = ThreadPoolExecutor(DISPATCH_THREADS, thread_name_prefix="rpc-dispatch")
+        self.loop = asyncio.new_event_loop()
         self.thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._conns: set[_WsConn] = set()
+        self._blocks: asyncio.Queue[dict] | None = None
+        self._next_sub = int.from_bytes(os.urandom(4), "big")
+        self._ready = threading.Event()
+        self._start_error: BaseException | None = None
 
     @property
     def port(self) -> int:
-        return self.httpd.server_address[1]
+        return self.sock.getsockname()[1]
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="rpc-server", daemon=True)
+        self.thread = threading.Thread(target=self._serve, name="rpc-server", daemon=True)
         self.thread.start()
+        if not self._ready.wait(30) or self._start_error is not None:
+            raise RuntimeError(f"RPC server did not start: {self._start_error}")
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.loop.run_until_complete(self._setup())
+        except BaseException as e:  # noqa: BLE001 - reported to start()
+            self._start_error = e
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+
+    async def _setup(self) -> None:
+        app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
+        app.router.add_route("*", "/{tail:.*}", self._http)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, self.sock).start()
+        self._blocks = asyncio.Queue()
+        self.loop.create_task(self._notify_blocks())
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.thread is None:
+            self.sock.close()
+            return
 
-    # -- dispatch --------------------------------------------------------------------------------------------
-    def handle_body(self, body: bytes) -> Any:
+        async def shutdown() -> None:
+            for c in list(self._conns):
+                c.outbox.put_nowait(None)
+            if self._runner is not None:
+                await self._runner.cleanup()
+
         try:
-            req = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as e:
-            return _err(None, -32700, f"parse error: {e}")
-        if isinstance(req, list):
-            if not req:
-                return _err(None, -32600, "empty batch")
-            if len(req) > MAX_BATCH:
-                return _err(None, -32600, f"batch larger than {MAX_BATCH}")
-            replies = [r for r, q in zip(self.handle_many(req), req, strict=True) if not _is_notification(q)]
-            return replies or None
-        reply = self.handle_many([req])[0]
-        return None if _is_notification(req) else reply
+            asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            log.exception("rpc server shutdown")
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.sock.close()
 
-    def _resolve(self, tag: Any) -> Any:
-        if isinstance(tag, str) and tag in SETTLEMENT_TAGS and self.tag_resolver is not None:
-            return hex(self.tag_resolver(SETTLEMENT_TAGS[tag]))
-        if isinstance(tag, dict) and "blockNumber" in tag:
-            return {**tag, "blockNumber": self._resolve(tag["blockNumber"])}
-        return tag
+    # -- HTTP ------------------------------------------------------------------------------------------------
+    async def _http(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "GET" and request.headers.get("Upgrade", "").lower() == "websocket":
+            return await self._websocket(request)
+        if request.method != "POST":
+            return web.Response(status=405, text=_dumps(_err(None, -32600, "use HTTP POST with a JSON-RPC body, "
+                                                                  "or a WebSocket")), headers=JSON_HEADERS)
+        if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+            return web.Response(status=413, headers={**JSON_HEADERS, "Connection": "close"},
+                                text=_dumps(_err(None, -32600, f"body must be 0..{MAX_BODY_BYTES} bytes")))
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return web.Response(status=413, headers={**JSON_HEADERS, "Connection": "close"},
+                                text=_dumps(_err(None, -32600, f"body must be 0..{MAX_BODY_BYTES} bytes")))
+        reply = await self._dispatch(body)
+        if reply is None:  # notifications only: nothing to say
+            return web.Response(status=204)
+        return web.Response(status=200, text=_dumps(reply), headers=JSON_HEADERS)
 
-    def rewrite_tags(self, method: str, params: list) -> list:
-        """Replace settlement tags (safe / finalized) in a proxied call's params by L2 block numbers."""
-        if self.tag_resolver is None:
-            return params
-        i = TAG_PARAM.get(method)
-        if i is not None and len(params) > i:
-            params = list(params)
-            params[i] = self._resolve(params[i])
-        elif method in FILTER_METHODS and params and isinstance(params[0], dict):
-            f = dict(params[0])
-            for k in ("fromBlock", "toBlock"):
-                if k in f:
-                    f[k] = self._resolve(f[k])
-            params = [f, *params[1:]]
-        return params
+    async def _dispatch(self, body: bytes | str, extra: dict | None = None) -> Any:
+        try:
+            return await self.loop.run_in_executor(self.pool, self.dispatcher.handle_body, body, extra)
+        except Exception as e:  # noqa: BLE001 - last line of defence
+            log.exception("internal error")
+            return _err(None, -32603, f"internal error: {type(e).__name__}")
 
-    def handle_many(self, reqs: list) -> list[dict]:
-        out: list[dict | None] = [None] * len(reqs)
-        proxied: list[tuple[int, Any, str, list]] = []
-        raws: list[tuple[int, Any, bytes]] = []
-        for i, r in enumerate(reqs):
-            if not isinstance(r, dict):
-                out[i] = _err(None, -32600, "invalid request: not an object")
-                continue
-            id_ = r.get("id")
-            method, params = r.get("method"), r.get("params", [])
-            if not isinstance(id_, (str, int, float, type(None))) or isinstance(id_, bool):
-                out[i] = _err(None, -32600, "invalid request: bad id")
-                continue
-            if r.get("jsonrpc") != "2.0":
-                out[i] = _err(id_, -32600, 'invalid request: "jsonrpc" must be "2.0"')
-                continue
-            if not isinstance(method, str) or not method:
-                out[i] = _err(id_, -32600, "invalid request: method must be a non-empty string")
-                continue
-            if params is None:
-                params = []
-            if not isinstance(params, (list, dict)):
-                out[i] = _err(id_, -32602, "invalid params: must be an array")
-                continue
-            if isinstance(params, dict):
-                out[i] = _err(id_, -32602, "invalid params: by-name params are not supported, use an array")
-                continue
-            if method == "eth_sendRawTransaction":
-                if len(params) != 1 or not isinstance(params[0], str):
-                    out[i] = _err(id_, -32602, "invalid params: expected [\"0x<signed tx hex>\"]")
-                    continue
-                h = params[0][2:] if params[0][:2] in ("0x", "0X") else params[0]
-                try:
-                    raw = bytes.fromhex(h)
-                except ValueError:
-                    out[i] = _err(id_, -32602, "invalid params: raw transaction is not hex")
-                    continue
-                raws.append((i, id_, raw))
-            elif method in self.handlers:
-                try:
-                    out[i] = {"jsonrpc": "2.0", "id": id_, "result": self.handlers[method](params)}
-                except InvalidParams as e:
-                    out[i] = _err(id_, -32602, f"invalid params: {e}")
-                except RpcError as e:
-                    out[i] = _err(id_, e.code, e.message, e.data)
-                except Exception as e:  # noqa: BLE001
-                    log.exception("handler %s", method)
-                    out[i] = _err(id_, -32603, f"internal error: {type(e).__name__}: {e}")
-            elif method == "web3_clientVersion":
-                out[i] = {"jsonrpc": "2.0", "id": id_, "result": self.client_version}
-            elif method == "web3_sha3":
-                out[i] = _sha3(id_, params)
-            elif method in ("eth_subscribe", "eth_unsubscribe"):
-                out[i] = _err(id_, -32601, HTTP_ONLY.format(method=method))
-            elif method in REFUSED:
-                out[i] = _err(id_, -32000, REFUSED[method])
-            elif method in PROXIED:
-                try:
-                    proxied.append((i, id_, method, self.rewrite_tags(method, params)))
-                except Exception as e:  # noqa: BLE001 - e.g. the pipeline is not up yet
-                    out[i] = _err(id_, -32603, f"internal error resolving a block tag: {type(e).__name__}: {e}")
-            else:
-                out[i] = _err(id_, -32601, f"method not found: {method}")
-        if raws:
-            results = self.submit_raw([raw for _, _, raw in raws])
-            for (i, id_, _), res in zip(raws, results, strict=False):
-                out[i] = (_err(id_, res.code, str(res)) if isinstance(res, TxRejected)
-                          else {"jsonrpc": "2.0", "id": id_, "result": res})
-        if proxied:
+    # -- WebSocket -------------------------------------------------------------------------------------------
+    async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=MAX_BODY_BYTES, heartbeat=None)
+        await ws.prepare(request)
+        conn = _WsConn(ws)
+        self._conns.add(conn)
+        sender = self.loop.create_task(conn.drain())
+        extra = {"eth_subscribe": lambda p: self._subscribe(conn, p),
+                 "eth_unsubscribe": lambda p: self._unsubscribe(conn, p)}
+        try:
+            async for msg in ws:
+                if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                    reply = await self._dispatch(msg.data, extra)
+                    if reply is not None:
+                        conn.send(_dumps(reply))
+                elif msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._conns.discard(conn)
+            conn.subs.clear()
+            conn.outbox.put_nowait(None)
             try:
-                replies = self.proxy_batch([(m, p) for _, _, m, p in proxied])
-            except Exception as e:  # noqa: BLE001 - engine down
-                replies = [{"error": {"code": -32603, "message": f"L2 engine unavailable: {e}"}}] * len(proxied)
-            for (i, id_, _, _), rep in zip(proxied, replies, strict=False):
-                if "error" in rep:
-                    e = rep["error"] if isinstance(rep["error"], dict) else {"message": str(rep["error"])}
-                    out[i] = _err(id_, e.get("code", -32000), e.get("message", ""), e.get("data"))
+                await asyncio.wait_for(sender, 5)
+            except Exception:  # noqa: BLE001 - client gone (or a timeout)
+                sender.cancel()
+        return ws
+
+    def _new_sub_id(self) -> str:
+        self._next_sub = (self._next_sub + 1) % 2**128
+        return hex(self._next_sub)
+
+    def _subscribe(self, conn: _WsConn, params: list) -> str:
+        """(called on a dispatch thread) ``["newHeads"]`` or ``["logs", {address?, topics?}]``."""
+        if not params or not isinstance(params[0], str):
+            raise InvalidParams('expected ["newHeads"] or ["logs", {"address": ..., "topics": [...]}]')
+        kind = params[0]
+        if kind == "newHeads":
+            sub: dict = {"kind": kind}
+        elif kind == "logs":
+            flt = params[1] if len(params) > 1 else {}
+            if not isinstance(flt, dict) or not set(flt) <= {"address", "topics"}:
+                raise InvalidParams("a logs subscription takes {address?, topics?}")
+            sub = {"kind": kind, "filter": flt}
+        else:
+            raise InvalidParams(f"unsupported subscription {kind!r} (this node serves newHeads and logs)")
+        sid = self._new_sub_id()
+        conn.subs[sid] = sub
+        return sid
+
+    def _unsubscribe(self, conn: _WsConn, params: list) -> bool:
+        if len(params) != 1 or not isinstance(params[0], str):
+            raise InvalidParams("expected [subscription id]")
+        return conn.subs.pop(params[0], None) is not None
+
+    # -- subscriptions ---------------------------------------------------------------------------------------
+    def publish_block(self, block: dict) -> None:
+        """Queue a new block for ``newHeads`` / ``logs`` subscribers (thread-safe, never blocks)."""
+        if self._blocks is None or not self._conns:
+            return
+        self.loop.call_soon_threadsafe(self._blocks.put_nowait, block)
+
+    async def _notify_blocks(self) -> None:
+        while True:
+            block = await self._blocks.get()
+            try:
+                await self._notify_block(block)
+            except Exception:  # noqa: BLE001 - one bad block must not end notifications
+                log.exception("notifying block %s", block.get("number"))
+
+    async def _notify_block(self, block: dict) -> None:
+        head = {k: v for k, v in block.items() if k not in ("transactions", "uncles", "size", "totalDifficulty")}
+        log_subs = []
+        for conn in list(self._conns):
+            for sid, sub in list(conn.subs.items()):
+                if sub["kind"] == "newHeads":
+                    conn.send(_dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                                      "params": {"subscription": sid, "result": head}}))
                 else:
-                    out[i] = {"jsonrpc": "2.0", "id": id_, "result": rep.get("result")}
-        return out  # type: ignore[return-value]
+                    log_subs.append((conn, sid, sub["filter"]))
+        if not log_subs:
+            return
+        calls = [("eth_getLogs", [{**flt, "blockHash": block["hash"]}]) for _, _, flt in log_subs]
+        replies = await self.loop.run_in_executor(self.pool, self.proxy_batch, calls)
+        for (conn, sid, _), rep in zip(log_subs, replies, strict=False):
+            for entry in rep.get("result") or []:
+                conn.send(_dumps({"jsonrpc": "2.0", "method": "eth_subscription",
+                                  "params": {"subscription": sid, "result": entry}}))

@@ -38,6 +38,7 @@ class WalError(RuntimeError):
 class _Pending:
     data: bytes
     event: threading.Event
+    records: list[tuple[int, bytes]]
     error: BaseException | None = None
 
 
@@ -90,22 +91,31 @@ class TxWal:
                 out.pop("0x" + body.hex(), None)
         return out
 
-    def append_many(self, kind: int, payloads: list[bytes], timeout_s: float = 30.0) -> None:
-        """Append records and return only after they are fsync'd (group commit)."""
-        if not payloads:
-            return
+    def enqueue(self, kind: int, payloads: list[bytes]) -> _Pending:
+        """Queue records for the next group commit and return at once (wait for it with :meth:`wait`).
+
+        Records reach the file in the order they were queued, so a caller that queues under its own lock
+        and waits outside it keeps its order without holding the lock across the fsync."""
         rec = b"".join(_HDR.pack(kind, len(p), zlib.crc32(p)) + p for p in payloads)
-        item = _Pending(rec, threading.Event())
+        item = _Pending(rec, threading.Event(), [(kind, p) for p in payloads])
         with self._cv:
             if self._closed:
                 raise WalError("WAL is closed")
             self._queue.append(item)
             self._cv.notify()
+        return item
+
+    def wait(self, item: _Pending, timeout_s: float = 30.0) -> None:
+        """Return once ``item`` is fsync'd; raises WalError if the write failed or took too long."""
         if not item.event.wait(timeout_s):
             raise WalError(f"WAL fsync did not complete within {timeout_s} s")
         if item.error is not None:
             raise WalError(f"WAL write failed: {item.error}") from item.error
-        self.records.extend((kind, p) for p in payloads)
+
+    def append_many(self, kind: int, payloads: list[bytes], timeout_s: float = 30.0) -> None:
+        """Append records and return only after they are fsync'd (group commit)."""
+        if payloads:
+            self.wait(self.enqueue(kind, payloads), timeout_s)
 
     def append(self, raw: bytes) -> None:
         self.append_many(REC_TX, [raw])
@@ -128,6 +138,8 @@ class TxWal:
                 os.fsync(self._fh.fileno())
                 self.fsyncs += 1
                 self.appended += len(batch)
+                for p in batch:
+                    self.records.extend(p.records)
             except BaseException as e:  # noqa: BLE001 - reported to every waiter
                 err = e
             for p in batch:

@@ -107,3 +107,22 @@ def test_finality_views_follow_zksync_field_names() -> None:
     batch["status"] = "executed"
     assert batch_details(batch)["status"] == "verified"
     assert block_details(block, None)["l1BatchNumber"] is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(min_value=1, max_value=2**32), st.sampled_from([0, 1, 2]), st.integers(min_value=0, max_value=2**20))
+def test_sender_recovery_matches_eth_account(seed: int, tx_type: int, nonce: int) -> None:
+    """The sequencer's coincurve recovery gives eth-account's sender for legacy EIP-155, 2930 and 1559 txs."""
+    key = seed.to_bytes(32, "big")
+    base = {"chainId": 270, "nonce": nonce, "to": "0x000000000000000000000000000000000000dEaD", "value": seed,
+            "gas": 21_000, "data": b"\x01\x02"}
+    if tx_type == 0:
+        tx = {**base, "gasPrice": 10**9}
+    elif tx_type == 1:
+        tx = {**base, "type": 1, "gasPrice": 10**9, "accessList": []}
+    else:
+        tx = {**base, "type": 2, "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}
+    raw = bytes(EthAccount.sign_transaction(tx, key).raw_transaction)
+    d = decode_raw(raw)
+    assert d.sender == EthAccount.recover_transaction(raw) == EthAccount.from_key(key).address
+    assert (d.nonce, d.chain_id, d.gas) == (nonce, 270, 21_000)

@@ -69,9 +69,9 @@ def test_protocol_errors(rollup_env) -> None:
     assert post(url, json.dumps({"id": 1, "method": "eth_chainId", "params": []}).encode())[1]["error"]["code"] == -32600
     wrong = post(url, json.dumps({"jsonrpc": "1.0", "id": 1, "method": "eth_chainId"}).encode())[1]
     assert wrong["error"]["code"] == -32600 and "2.0" in wrong["error"]["message"] and wrong["id"] == 1
-    # subscriptions: a clear message that the transport is HTTP only
+    # subscriptions over HTTP: a clear message pointing to the WebSocket on the same port
     sub = call(url, "eth_subscribe", ["newHeads"])["error"]
-    assert sub["code"] == -32601 and "HTTP only" in sub["message"] and "eth_newBlockFilter" in sub["message"]
+    assert sub["code"] == -32601 and "WebSocket" in sub["message"] and "eth_newBlockFilter" in sub["message"]
     alive(url)
 
 
