@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "fixtures.options",
+    "fixtures.isolation",
     "fixtures.claims",
     "fixtures.reporting",
     "fixtures.hypothesis_profiles",
