@@ -74,6 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--batch-size", type=int, default=100, help="txs per JSON-RPC batch (send-mode batch)")
     p.add_argument(
+        "--transport",
+        choices=["http", "ws"],
+        default="http",
+        help="how each instance sends: http (one keep-alive connection) or ws (one WebSocket on the same "
+        "host and port, as the paper's generators did); the per-request reply times of either are in "
+        "metrics.request_latency",
+    )
+    p.add_argument(
         "--loop",
         choices=["closed", "open"],
         default="closed",
@@ -124,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         txs_per_account=args.txs_per_account,
         send_mode=args.send_mode,
         batch_size=args.batch_size,
+        transport=args.transport,
         loop=args.loop,
         target_tps=args.target_tps,
         alternate=not args.no_alternate,

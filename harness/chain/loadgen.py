@@ -62,7 +62,7 @@ from harness.chain.metrics import (
     summarize,
 )
 from harness.chain.observe import BlockObserver, ObservationError
-from harness.chain.rpc import Rpc, to_int
+from harness.chain.rpc import Rpc, to_int, ws_url_for
 
 Workload = Literal["swap", "transfer"]
 
@@ -96,6 +96,7 @@ class LoadConfig:
     txs_per_account: int = 20
     send_mode: Literal["batch", "single"] = "batch"
     batch_size: int = 100
+    transport: Literal["http", "ws"] = "http"
     loop: Literal["closed", "open"] = "closed"
     target_tps: float | None = None
     alternate: bool = True
@@ -112,6 +113,8 @@ class LoadConfig:
             raise ValueError(f"workload must be 'swap' or 'transfer', got {self.workload!r}")
         if self.send_mode not in ("batch", "single"):
             raise ValueError(f"send_mode must be 'batch' or 'single', got {self.send_mode!r}")
+        if self.transport not in ("http", "ws"):
+            raise ValueError(f"transport must be 'http' or 'ws', got {self.transport!r}")
         if self.loop not in ("closed", "open"):
             raise ValueError(f"loop must be 'closed' or 'open', got {self.loop!r}")
         if self.loop == "open" and not (self.target_tps and self.target_tps > 0):
@@ -216,6 +219,7 @@ class InstanceResult:
     mean_lag_s: float = 0.0
     late_txs: int = 0
     transport_errors: int = 0
+    request_rtts_s: dict[str, list[float]] = field(default_factory=dict)
     error: str | None = None
 
 
@@ -297,6 +301,8 @@ def run_instance(job: InstanceJob, start_at: Callable[[], float], ready: Any, ou
                             res.max_lag_s = max(res.max_lag_s, lag)
                         if lag > LATE_S:
                             res.late_txs += 1
+                method = "eth_sendRawTransaction" if step == 1 else "eth_sendRawTransaction[batch]"
+                t_req = time.perf_counter()
                 try:
                     if step == 1:
                         try:
@@ -312,6 +318,7 @@ def run_instance(job: InstanceJob, start_at: Callable[[], float], ready: Any, ou
                     res.transport_errors += 1
                     transport = f"transport: {type(e).__name__}: {e}"
                     replies = [{}] * (j - i)
+                res.request_rtts_s.setdefault(method, []).append(time.perf_counter() - t_req)
                 for h, rep in zip(hashes[i:j], replies, strict=False):
                     err = rep.get("error")
                     recs.append(
@@ -384,7 +391,7 @@ def _jobs(
         jobs.append(
             InstanceJob(
                 instance=k,
-                url=url,
+                url=ws_url_for(url) if cfg.transport == "ws" else url,
                 chain_id=cid,
                 keys=[a.key.hex() for a in derive_accounts(mnemonic, start, count)],
                 workload=cfg.workload,
@@ -788,6 +795,8 @@ class LoadRun:
                 "send_window_s": _send_window(self.results),
                 "send_phase_s": self.send_phase_s,
                 "transport_errors": sum(r.get("transport_errors", 0) for r in self.results),
+                "transport": cfg.transport,
+                "request_latency": request_latency(self.results),
                 "swap_gas_limit": self.tx_gas_limit,  # (historical name) the gas limit of every tx
                 "gas_limit_per_tx": self.tx_gas_limit,
                 "drain_timeout_s": drain_timeout,
@@ -812,7 +821,7 @@ class LoadRun:
             txs,
             blocks,
             metrics,
-            [{k: v for k, v in r.items() if k != "txs"} for r in self.results],
+            [{k: v for k, v in r.items() if k not in ("txs", "request_rtts_s")} for r in self.results],
         )
         self.progress(_line(metrics))
         if self.require_no_missing:
@@ -951,6 +960,23 @@ def _instance_entry(job: InstanceJob, start_box: Any, ready: Any, out: Any) -> N
     run_instance(job, start_at, ready, out)
 
 
+def request_latency(results: list[dict[str, Any]]) -> dict[str, dict[str, float | int]]:
+    """Reply time of every send request (s, from just before the request to its decoded reply), per RPC
+    method over all instances: n, p50, p90, p99, max. A transport stall shows here whatever TPS says."""
+    import numpy as np
+
+    out: dict[str, dict[str, float | int]] = {}
+    by_method: dict[str, list[float]] = {}
+    for r in results:
+        for method, rtts in (r.get("request_rtts_s") or {}).items():
+            by_method.setdefault(method, []).extend(rtts)
+    for method, rtts in sorted(by_method.items()):
+        a = np.asarray(rtts)
+        out[method] = {"n": int(a.size), "p50_s": float(np.percentile(a, 50)), "p90_s": float(np.percentile(a, 90)),
+                       "p99_s": float(np.percentile(a, 99)), "max_s": float(a.max())}
+    return out
+
+
 def _send_window(results: list[dict[str, Any]]) -> float | None:
     """Seconds from the first submit of any instance to the end of the last instance's last request."""
     rs = [r for r in results if r["txs"]]
@@ -978,6 +1004,8 @@ def _line(m: dict[str, Any]) -> str:
         f"{a['missing']}); TPS sustained {f(m['tps_sustained'])} peak {f(m['tps_peak'])} paper "
         f"{f(m['tps_paper_formula'])}; GPS {f(m['gps_sustained'])}; latency p50 {f(m['latency_p50_s'])} s "
         f"p99 {f(m['latency_p99_s'])} s"
+        + "".join(f"; {meth} reply p50 {v['p50_s'] * 1e3:.1f} ms p99 {v['p99_s'] * 1e3:.1f} ms ({m.get('transport')})"
+                  for meth, v in (m.get("request_latency") or {}).items())
     )
 
 

@@ -36,10 +36,13 @@ def test_wal_group_commit_survives_reopen_and_truncates_a_torn_tail(tmp_path) ->
         t.join()
     wal.tombstone("0x" + keccak(raws[5]).hex())
     assert wal.fsyncs <= 41  # group commit: never more fsyncs than appends
+    end = wal.size_bytes
     wal.close()
-    with open(tmp_path / "wal.log", "ab") as fh:  # a crash mid-append leaves half a record
+    with open(tmp_path / "wal.log", "r+b") as fh:  # a crash mid-append leaves half a record at the log's end
+        fh.seek(end)
         fh.write(b"\x01\x00\x00\x01\x00\xde\xad")
     again = TxWal(tmp_path / "wal.log")
+    assert again.size_bytes == end
     acc = again.accepted()
     assert len(acc) == 39 and "0x" + keccak(raws[5]).hex() not in acc
     assert set(acc.values()) == set(raws) - {raws[5]}
