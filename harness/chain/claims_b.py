@@ -258,8 +258,19 @@ def table1_row(instances: int, metrics: Mapping[str, Any], txs_per_instance: int
         "send_rate_tps": metrics.get("send_rate_tps"),
         "latency_p50_s": metrics.get("latency_p50_s"),
         "latency_max_s": metrics.get("latency_max_s"),
+        **send_reply_times(metrics),
         "paper_tps": PAPER_TABLE1_TPS.get(instances),
     }
+
+
+def send_reply_times(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """The generator's per-request reply times of its sends (p50/p99, s) and the transport, flattened for a
+    table row: a stalling transport shows here whatever the TPS figures say."""
+    out: dict[str, Any] = {"send_transport": metrics.get("transport")}
+    for method, q in (metrics.get("request_latency") or {}).items():
+        out[f"{method}_reply_p50_s"] = q["p50_s"]
+        out[f"{method}_reply_p99_s"] = q["p99_s"]
+    return out
 
 
 def stable_step(row: Mapping[str, Any], blocks_after: int) -> bool:

@@ -32,11 +32,13 @@ B3 = Claim("B3", PAPER, "Table 1",
            "TPS (ours: sustained, and the paper's txs / whole seconds); loss accounting asserted apart (never a "
            "deviation)",
            known_deviations={
-               "smoke": "no drop after 2 instances on the embedded node: paper-formula TPS 1->18.2, 2->33.3, "
-                        "3->46.2, 4->61.5, 5->62.5, 8->80.0, 16->72.7 (sustained 18.3, 34.9, 46.9, 58.3, 63.2, "
-                        "80.5, 71.8; 200 swaps per instance, one HTTP request per tx; each instance is "
-                        "request-latency-bound at ~18 TPS until the node saturates near 8 instances; 0 lost)",
-               "paper": "no drop after 2 instances (2026-12-01, 50 accounts x 4 swaps per instance, one HTTP "
+               "smoke": "no drop after 2 instances on the embedded node (2026-12-02, aiohttp transport, machine "
+                        "shared with training): paper-formula TPS 1->200, 2->133.3, 3->120, 4->133.3, 5->125, "
+                        "8->177.8, 16->168.4 (sustained 83.6, 100.7, 96.7, 137.5, 120.6, 175.1, 170.7; 200 swaps "
+                        "per instance, one HTTP request per tx; send reply p50 27.7 ms at 5 instances: the node "
+                        "is CPU-bound near 120-175 TPS on 2 cores; 0 lost)",
+               "paper": "no drop after 2 instances (2026-12-01, measured on the stdlib-HTTP node that stalled "
+                        "~45 ms per request; not re-measured since; 50 accounts x 4 swaps per instance, one HTTP "
                         "request per tx, machine shared with paper A's training): paper-formula TPS 1->14.3, "
                         "2->25.0, 3->33.3, 4->42.1, 5->52.6, 8->66.7, 16->91.4 (sustained 13.4, 24.8, 34.5, 41.1, "
                         "54.8, 66.8, 92.3); 0 lost",
@@ -59,9 +61,9 @@ B6 = Claim("B6", PAPER, "Sec. discussion",
            "steps 1..5, 8, 16 and the loss accounting per step (0 lost is asserted apart, never a deviation)",
            known_deviations={
                "smoke": "stable at every step 1, 2, 3, 4, 5, 8, 16 instances (0 lost, 0 rejected, 0 reverted, "
-                        "blocks kept coming): largest stable = 16 = the largest tested",
+                        "blocks kept coming; 2026-12-02 at 84-175 TPS): largest stable = 16 = the largest tested",
                "paper": "stable at every step 1, 2, 3, 4, 5, 8, 16 instances of 50 accounts each (0 lost at "
-                        "every step; 2026-12-01): largest stable = 16 = the largest tested",
+                        "every step; 2026-12-01, stdlib-HTTP node, not re-measured since): largest stable = 16 = the largest tested",
            })
 B7 = Claim("B7", PAPER, "Fig 4",
            "Block utilization fluctuates: low at the start and end of a run, peaks mid-run.",
@@ -108,10 +110,11 @@ B10_ROLLUP = Claim("B10", PAPER, "narrative",
                    "Gas per second (GPS) is a better capacity figure than TPS (on the rollup).",
                    "narrative", "transfer vs swap run on the same L2: GPS within 10 % while TPS differs > 2x",
                    known_deviations={
-                       "smoke": "the embedded rollup is not gas-bound: transfer/swap GPS ratio 0.28, TPS ratio 1.17 "
-                                "(swap 81.5 TPS / 7.13 Mgas/s, transfer 95.0 TPS / 2.0 Mgas/s, 5 instances)",
-                       "paper": "the embedded rollup is not gas-bound: transfer/swap GPS ratio 0.23, TPS ratio 0.96 "
-                                "(swap 54.8 TPS / 4.80 Mgas/s, transfer 52.9 TPS / 1.11 Mgas/s, 5 instances of 50 "
+                       "smoke": "the embedded rollup is not gas-bound: transfer/swap GPS ratio 0.29, TPS ratio 1.19 "
+                                "(swap 120.6 TPS / 10.5 Mgas/s, transfer 143.3 TPS / 3.0 Mgas/s, 5 instances; "
+                                "2026-12-02)",
+                       "paper": "the embedded rollup is not gas-bound (2026-12-01, stdlib-HTTP node, not "
+                                "re-measured since): transfer/swap GPS ratio 0.23, TPS ratio 0.96 (swap 54.8 TPS / 4.80 Mgas/s, transfer 52.9 TPS / 1.11 Mgas/s, 5 instances of 50 "
                                 "accounts; 2026-12-01)",
                    })
 

@@ -99,7 +99,12 @@ def test_b1_rollup_swap_tps_exceeds_l1(profile, l1_chain_profile, main_run, l1_b
         "l2_send_mode": main_run.config.get("send_mode"), "l2_instances": main_run.config.get("instances"),
         "l2_gps": m2["gps_sustained"], "l1_gps": m1["gps_sustained"],
         **{f"l2_{k}": v for k, v in _acc(m2).items()}, "l1_missing": m1["accounting"]["missing"],
+        **{f"l2_{k}": v for k, v in claims_b.send_reply_times(m2).items()},
     }
+    attach_table("per-request reply times of the sends (s)", [
+        {"side": side, "transport": m.get("transport"), "method": meth, **q}
+        for side, m in (("L2 main run", m2), (f"L1 {info.name}", m1))
+        for meth, q in (m.get("request_latency") or {}).items()])
     claim_report(measured, reproduced=ratio > 1 and m2["accounting"]["missing"] == 0,
                  detail=f"paper: 71.43 vs 12-23 TPS; L1 baseline: {info.name} (gas-bound: its send mode does "
                         "not matter); L2: the 5-instance main run, one HTTP request per tx (the paper's generators)")
