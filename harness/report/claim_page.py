@@ -26,6 +26,8 @@ _COLOURS = {
     "known deviation": "#9a6700",
     "NOT reproduced": "#cf222e",
     "reported": "#0969da",
+    "passed": "#1a7f37",
+    "failed": "#cf222e",
 }
 
 
@@ -77,7 +79,7 @@ def verdict_label(reproduced: bool, registered_deviation: str | None, tolerance:
     return "known deviation" if registered_deviation else "NOT reproduced"
 
 
-def _badge(label: str) -> str:
+def badge(label: str) -> str:
     colour = _COLOURS.get(label, "#57606a")
     return (
         f'<span style="display:inline-block;padding:1px 8px;border-radius:10px;color:#fff;'
@@ -85,12 +87,12 @@ def _badge(label: str) -> str:
     )
 
 
-_TABLE = 'style="border-collapse:collapse;margin:6px 0 10px 0;font-size:13px"'
+TABLE_STYLE = 'style="border-collapse:collapse;margin:6px 0 10px 0;font-size:13px"'
 _TH = 'style="text-align:left;border-bottom:2px solid #d0d7de;padding:3px 10px 3px 0"'
 _TD = 'style="vertical-align:top;border-bottom:1px solid #eaeef2;padding:3px 10px 3px 0"'
 
 
-def _row(cells: Sequence[str], header: bool = False) -> str:
+def row_html(cells: Sequence[str], header: bool = False) -> str:
     tag, style = ("th", _TH) if header else ("td", _TD)
     return "<tr>" + "".join(f"<{tag} {style}>{c}</{tag}>" for c in cells) + "</tr>"
 
@@ -98,13 +100,13 @@ def _row(cells: Sequence[str], header: bool = False) -> str:
 def verdict_table_html(page: ClaimPage, v: Mapping[str, Any]) -> str:
     """One verdict as a two-column table: the paper's value, each measured value, tolerance, verdict."""
     label = verdict_label(bool(v.get("reproduced")), page.registered_deviation, page.tolerance)
-    rows = [_row(["quantity", "value"], header=True)]
-    rows.append(_row(["<b>paper</b>", html.escape(str(v.get("paper_value", page.paper_value)))]))
+    rows = [row_html(["quantity", "value"], header=True)]
+    rows.append(row_html(["<b>paper</b>", html.escape(str(v.get("paper_value", page.paper_value)))]))
     for key, value in (v.get("measured") or {}).items():
-        rows.append(_row([html.escape(str(key)), html.escape(fmt_value(value))]))
-    rows.append(_row(["<b>tolerance</b>", html.escape(str(v.get("tolerance", page.tolerance)))]))
-    rows.append(_row(["<b>verdict</b>", _badge(label)]))
-    out = f"<table {_TABLE}>" + "".join(rows) + "</table>"
+        rows.append(row_html([html.escape(str(key)), html.escape(fmt_value(value))]))
+    rows.append(row_html(["<b>tolerance</b>", html.escape(str(v.get("tolerance", page.tolerance)))]))
+    rows.append(row_html(["<b>verdict</b>", badge(label)]))
+    out = f"<table {TABLE_STYLE}>" + "".join(rows) + "</table>"
     if v.get("detail"):
         out += f'<p style="margin:0 0 8px 0;color:#57606a;font-size:12px">{html.escape(str(v["detail"]))}</p>'
     return out
@@ -114,13 +116,13 @@ def rows_table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
     """A list of dict rows as an HTML table (the first ``MAX_INLINE_ROWS``; the attachment has them all)."""
     rows = list(rows)
     cols = list(columns) or (list(rows[0]) if rows else [])
-    out = [_row([html.escape(str(c)) for c in cols], header=True)]
+    out = [row_html([html.escape(str(c)) for c in cols], header=True)]
     for r in rows[:MAX_INLINE_ROWS]:
-        out.append(_row([html.escape(fmt_value(r.get(c, ""))) for c in cols]))
+        out.append(row_html([html.escape(fmt_value(r.get(c, ""))) for c in cols]))
     more = ""
     if len(rows) > MAX_INLINE_ROWS:
         more = f"<p>… {len(rows) - MAX_INLINE_ROWS} more rows in the attachment</p>"
-    return f"<table {_TABLE}>" + "".join(out) + "</table>" + more
+    return f"<table {TABLE_STYLE}>" + "".join(out) + "</table>" + more
 
 
 def png_data_uri(png: bytes) -> str:
@@ -147,7 +149,7 @@ def claim_page_html(page: ClaimPage) -> str:
     parts = [
         '<div style="font-family:system-ui,sans-serif;line-height:1.4">',
         f'<p style="margin:0 0 6px 0;font-size:15px"><b>{e(page.claim_id)}</b> — {e(page.statement)}</p>',
-        f'<p style="margin:0 0 6px 0">{_badge(page_verdict(page))} '
+        f'<p style="margin:0 0 6px 0">{badge(page_verdict(page))} '
         f'<span style="color:#57606a">profile <b>{e(page.profile)}</b>'
         + (f"; test outcome <b>{e(page.outcome)}</b>" if page.outcome else "")
         + f"; paper: {e(page.paper_ref)}, {e(page.section)}</span></p>",
@@ -163,10 +165,10 @@ def claim_page_html(page: ClaimPage) -> str:
             parts.append(verdict_table_html(page, v))
     else:
         parts.append(
-            f"<table {_TABLE}>"
-            + _row(["<b>paper</b>", e(page.paper_value)])
-            + _row(["<b>tolerance</b>", e(page.tolerance)])
-            + _row(["<b>measured</b>", "no verdict recorded (the test ended before claim_report)"])
+            f"<table {TABLE_STYLE}>"
+            + row_html(["<b>paper</b>", e(page.paper_value)])
+            + row_html(["<b>tolerance</b>", e(page.tolerance)])
+            + row_html(["<b>measured</b>", "no verdict recorded (the test ended before claim_report)"])
             + "</table>"
         )
     for name, rows, cols in page.tables:
