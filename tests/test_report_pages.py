@@ -52,8 +52,9 @@ def test_benchmark_tables_ratio_and_other_side():
     assert ratio_rows(EXTRA) == [{"ratio": "speedup_reference_over_fast", "value": 3.1}]
     samples, medians = other_sides(EXTRA)
     assert samples == {"reference": [0.05, 0.06, 0.04]} and medians == {"fast": 0.016}
-    fig = timing_figure("t", STATS["data"], EXTRA)
-    assert len(fig.axes[0].get_yticklabels()) == 2
+    fig = timing_figure("t", STATS["data"], {**EXTRA, "fast_seconds_median": 0.016})
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["fast (5 rounds)", "reference (3 rounds)"]  # our median names our side
     out = bench_page_html("t", STATS, EXTRA, PNG, outcome="passed", claim_line="A3: x")
     assert "speedup_reference_over_fast" in out and "median (s)" in out and "data:image/png" in out
     assert "Side by side" in out and "k_fast" in out

@@ -87,9 +87,10 @@ def badge(label: str) -> str:
     )
 
 
-TABLE_STYLE = 'style="border-collapse:collapse;margin:6px 0 10px 0;font-size:13px"'
+TABLE_STYLE = 'style="border-collapse:collapse;margin:6px 0 10px 0;font-size:13px;max-width:100%"'
 _TH = 'style="text-align:left;border-bottom:2px solid #d0d7de;padding:3px 10px 3px 0"'
-_TD = 'style="vertical-align:top;border-bottom:1px solid #eaeef2;padding:3px 10px 3px 0"'
+_TD = ('style="vertical-align:top;border-bottom:1px solid #eaeef2;padding:3px 10px 3px 0;'
+       'white-space:normal;overflow-wrap:anywhere;max-width:720px"')
 
 
 def row_html(cells: Sequence[str], header: bool = False) -> str:
