@@ -68,19 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("report", type=Path, help="a rendered report directory (reports/html, reports/bench-html)")
     ap.add_argument("out", type=Path, help="the PNG to write")
-    ap.add_argument("test", help="a substring of the test's name")
+    ap.add_argument("test", help="a substring of the test's name ('/': the report's front page, the tree)")
     ap.add_argument("--width", type=int, default=1500)
     ap.add_argument("--height", type=int, default=2200)
     ap.add_argument("--budget-ms", type=int, default=15000, help="virtual time the page gets to render")
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM") or shutil.which("chromium")
                     or shutil.which("chromium-browser") or "chromium")
     args = ap.parse_args(argv)
-    tid, name = find_test(args.report, args.test)
+    tid, name = find_test(args.report, args.test) if args.test != "/" else ("", "the tree")
     server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(args.report)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/index.html#/{tid}"
+        url = f"http://127.0.0.1:{server.server_address[1]}/index.html" + (f"#/{tid}" if tid else "")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shoot(args.chromium, url, args.out.resolve(), args.width, args.height, args.budget_ms)
     finally:
