@@ -59,6 +59,7 @@ def claim_tests(report_dir: Path) -> list[dict]:
                 "png": "image/png" in types,
                 "page": "Paper vs measured" in page and "verdict" in page,
                 "fig": 'src="data:image/png;base64,' in page,
+                "known_deviation": "known deviation" in str((data.get("error") or {}).get("message", "")),
             }
         )
     return rows
@@ -106,6 +107,13 @@ def main(argv: list[str]) -> int:
         for p in bad[claim]:
             print(f"check_report: {claim}: {p}", file=sys.stderr)
     print(f"check_report: {len(problems) - len(bad)}/{len(problems)} claim ids have complete report pages")
+    by_status: dict[str, int] = defaultdict(int)
+    for row in rows:
+        by_status[row["status"]] += 1
+    devs = sorted({r["claim"] for r in rows if r["known_deviation"]}, key=_sort_key)
+    print("check_report: claim tests by status: " + ", ".join(f"{k} {v}" for k, v in sorted(by_status.items()))
+          + f"; known deviations (registered strict xfails): {sum(r['known_deviation'] for r in rows)}"
+          + (f" ({', '.join(devs)})" if devs else ""))
     return 1 if bad else 0
 
 
