@@ -90,7 +90,7 @@ def badge(label: str) -> str:
 TABLE_STYLE = 'style="border-collapse:collapse;margin:6px 0 10px 0;font-size:13px;max-width:100%"'
 _TH = 'style="text-align:left;border-bottom:2px solid #d0d7de;padding:3px 10px 3px 0"'
 _TD = ('style="vertical-align:top;border-bottom:1px solid #eaeef2;padding:3px 10px 3px 0;'
-       'white-space:normal;overflow-wrap:anywhere;max-width:720px"')
+       'white-space:normal;overflow-wrap:break-word;max-width:420px"')
 
 
 def row_html(cells: Sequence[str], header: bool = False) -> str:
@@ -123,7 +123,8 @@ def rows_table_html(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -
     more = ""
     if len(rows) > MAX_INLINE_ROWS:
         more = f"<p>… {len(rows) - MAX_INLINE_ROWS} more rows in the attachment</p>"
-    return f"<table {TABLE_STYLE}>" + "".join(out) + "</table>" + more
+    # a wide table scrolls sideways instead of squeezing its columns
+    return f'<div style="overflow-x:auto"><table {TABLE_STYLE}>' + "".join(out) + "</table></div>" + more
 
 
 def png_data_uri(png: bytes) -> str:
@@ -172,9 +173,6 @@ def claim_page_html(page: ClaimPage) -> str:
             + row_html(["<b>measured</b>", "no verdict recorded (the test ended before claim_report)"])
             + "</table>"
         )
-    for name, rows, cols in page.tables:
-        parts.append(f'<h4 style="margin:8px 0 2px 0">{e(name)}</h4>')
-        parts.append(rows_table_html(rows, cols))
     if page.figure is not None:
         name, png = page.figure
         parts.append(f'<h4 style="margin:8px 0 2px 0">{e(name)}</h4>')
@@ -182,6 +180,9 @@ def claim_page_html(page: ClaimPage) -> str:
             f'<img alt="{e(name)}" src="{png_data_uri(png)}" style="max-width:100%;height:auto;'
             f'border:1px solid #d0d7de">'
         )
+    for name, rows, cols in page.tables:
+        parts.append(f'<h4 style="margin:8px 0 2px 0">{e(name)}</h4>')
+        parts.append(rows_table_html(rows, cols))
     if page.other_figures:
         parts.append(
             '<p style="color:#57606a;font-size:12px">More figures in the attachments: '
