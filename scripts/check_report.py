@@ -10,7 +10,8 @@ for every test labelled with a claim id (the ``claim`` label set by the
 - ``png``: a figure redrawn from our data,
 - ``page``: the page itself (HTML description, shown without a click) carries the
   paper-vs-measured table with the verdict,
-- ``fig``: the page shows a figure inline (a ``data:image/png`` image in the description).
+- ``fig``: the page shows a figure inline (a ``data:image/png`` image in the description);
+  and no test attaches two things under one name (one attachment per table).
 
 A claim id passes the check when every one of its tests has the paper-vs-measured
 table, attached and on its page, and at least one of its tests has both a CSV and a PNG
@@ -60,6 +61,7 @@ def claim_tests(report_dir: Path) -> list[dict]:
                 "page": "Paper vs measured" in page and "verdict" in page,
                 "fig": 'src="data:image/png;base64,' in page,
                 "known_deviation": "known deviation" in str((data.get("error") or {}).get("message", "")),
+                "duplicates": sorted({n for n, _ in atts if [m for m, _ in atts].count(n) > 1}),
             }
         )
     return rows
@@ -75,6 +77,8 @@ def check(rows: list[dict]) -> dict[str, list[str]]:
         issues = [f"{t['test']}: no paper-vs-measured table" for t in tests if not t["pvm"]]
         issues += [f"{t['test']}: its page (HTML description) shows no paper-vs-measured table and verdict"
                    for t in tests if not t["page"]]
+        issues += [f"{t['test']}: attached more than once under one name: {', '.join(t['duplicates'])}"
+                   for t in tests if t.get("duplicates")]
         if not any(t["csv"] and t["png"] for t in tests):
             issues.append("no test of this claim carries both a CSV table and a PNG figure")
         if not any(t["fig"] for t in tests):

@@ -50,3 +50,10 @@ def test_a_page_without_its_table_or_inline_figure_is_incomplete(tmp_path):
     assert problems["A5"] == ["a5_no_page: its page (HTML description) shows no paper-vs-measured table and verdict",
                               "no page of this claim shows its figure inline"]
     assert problems["A6"] == ["no page of this claim shows its figure inline"]
+
+
+def test_one_attachment_per_table(tmp_path):
+    _result(tmp_path, "a3_twice", "A3", [("A3 paper vs measured", "text/csv"), ("A3 paper vs measured", "text/csv"),
+                                         ("fig", "image/png")])
+    problems = check_report["check"](check_report["claim_tests"](tmp_path))
+    assert problems["A3"] == ["a3_twice: attached more than once under one name: A3 paper vs measured"]
