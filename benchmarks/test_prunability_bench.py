@@ -72,6 +72,7 @@ def test_prunability_fast_vs_reference(benchmark, trained_case):
         pruned_loss_reference=ref.pruned_loss,
         fraction_kept=fast.fraction_kept,
         reference_seconds_median=ref_s,
+        reference_seconds_rounds=ref_times,
         fast_seconds_median=fast_s,
         speedup_reference_over_fast=ref_s / fast_s,
     )

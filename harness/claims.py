@@ -15,13 +15,59 @@ from typing import Any
 
 
 @dataclass(frozen=True)
+class Drift:
+    """How far a claim's measured values may move between two runs before ``./run compare`` fails.
+
+    Two runs of the same profile against the same target are compared value by value: a number
+    moved too far when ``|new - base| > abs + rel * |base|``; anything else (bools, strings) must be
+    equal; lists and dicts are compared element by element under their top-level key's bounds.
+    ``per_key`` maps a measured key to its own ``(rel, abs)``; ``ignore`` lists keys that are reported
+    but never gated (say, a count of hypothesis examples). A flipped verdict always fails.
+    """
+
+    rel: float = 1e-6
+    abs: float = 1e-9
+    per_key: dict[str, tuple[float, float]] = field(default_factory=dict, hash=False)
+    ignore: tuple[str, ...] = ()
+
+    def bounds(self, key: str) -> tuple[float, float] | None:
+        """``(rel, abs)`` for a top-level measured key; None when the key is not gated."""
+        if key in self.ignore:
+            return None
+        return self.per_key.get(key, (self.rel, self.abs))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"rel": self.rel, "abs": self.abs, "per_key": {k: list(v) for k, v in self.per_key.items()},
+                "ignore": list(self.ignore)}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Drift:
+        if not d:
+            return DEFAULT_DRIFT
+        return cls(
+            rel=float(d.get("rel", DEFAULT_DRIFT.rel)),
+            abs=float(d.get("abs", DEFAULT_DRIFT.abs)),
+            per_key={k: (float(v[0]), float(v[1])) for k, v in (d.get("per_key") or {}).items()},
+            ignore=tuple(d.get("ignore") or ()),
+        )
+
+
+#: the default: a claim measured deterministically (paper A is, given the model cache) must not move
+DEFAULT_DRIFT = Drift()
+
+
+@dataclass(frozen=True)
 class Paper:
-    """A versioned source a claim is pinned to."""
+    """A versioned source a claim is pinned to.
+
+    ``drift``: the default :class:`Drift` of this paper's claims (a claim's own ``drift`` wins).
+    """
 
     title: str
     arxiv_id: str
     version: str
     authors: str = ""
+    drift: Drift | None = None
 
     @property
     def ref(self) -> str:
@@ -45,9 +91,17 @@ class Claim:
     paper_value: str
     tolerance: str
     known_deviations: dict[str, str] = field(default_factory=dict)
+    #: how far its measured values may move between two runs (``./run compare``); default: the paper's
+    drift: Drift | None = None
+    #: the name (prefix) of the figure shown inline on the claim's page; default: the first one attached
+    main_figure: str = ""
 
     def deviation_for(self, profile: str) -> str | None:
         return self.known_deviations.get(profile)
+
+    @property
+    def effective_drift(self) -> Drift:
+        return self.drift or self.paper.drift or DEFAULT_DRIFT
 
 
 def _jsonable(value: Any) -> Any:
@@ -78,6 +132,10 @@ class Verdict:
     paper_ref: str
     detail: str = ""
     test: str = ""
+    #: Drift.as_dict() of the claim: what ``./run compare`` allows (recorded so a run compares on its own)
+    drift: dict[str, Any] = field(default_factory=dict)
+    #: the registered known deviation at this profile, if any (a verdict False is then expected)
+    known_deviation: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -112,6 +170,8 @@ def verdict(
         paper_ref=claim.paper.ref,
         detail=detail,
         test=test,
+        drift=claim.effective_drift.as_dict(),
+        known_deviation=claim.deviation_for(profile) or "",
     )
 
 

@@ -9,10 +9,38 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import allure
+
+
+@dataclass
+class Captured:
+    """What was attached while a :func:`capture` was open: tables (name, rows, columns) and PNGs (name, bytes).
+
+    The claims plugin opens one per claim test, to put the paper-vs-measured table and the main figure
+    into the test's page itself (the attachments stay as they are).
+    """
+
+    tables: list[tuple[str, list[Mapping[str, Any]], list[str]]] = field(default_factory=list)
+    pngs: list[tuple[str, bytes]] = field(default_factory=list)
+
+
+_OPEN: list[Captured] = []
+
+
+@contextmanager
+def capture() -> Iterator[Captured]:
+    """Record every table and PNG attached through this module until the block ends (nestable)."""
+    box = Captured()
+    _OPEN.append(box)
+    try:
+        yield box
+    finally:
+        _OPEN.remove(box)
 
 
 def attach_json(name: str, data: Any) -> None:
@@ -35,13 +63,19 @@ def rows_to_csv(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None
 
 
 def attach_table(name: str, rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None = None) -> str:
-    text = rows_to_csv(rows, columns)
+    rows = list(rows)
+    cols = list(columns) if columns is not None else (list(rows[0].keys()) if rows else [])
+    text = rows_to_csv(rows, cols)
     allure.attach(text, name=name, attachment_type=allure.attachment_type.CSV)
+    for box in _OPEN:
+        box.tables.append((name, rows, cols))
     return text
 
 
 def attach_png(name: str, png: bytes) -> None:
     allure.attach(png, name=name, attachment_type=allure.attachment_type.PNG)
+    for box in _OPEN:
+        box.pngs.append((name, png))
 
 
 def attach_figure(name: str, fig) -> bytes:

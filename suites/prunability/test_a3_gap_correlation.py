@@ -141,7 +141,7 @@ def test_a3_prunability_correlates_with_gap(zoo_report, zoo_log, claim_report, p
             },
         ]
     attach_table(
-        "A3 paper vs measured",
+        "A3 paper vs measured, per statistic",
         paper_rows,
         ["quantity", "paper", "measured", "ci95_low", "ci95_high", "n", "note"],
     )

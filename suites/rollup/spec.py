@@ -4,13 +4,16 @@ Known deviations: add the measured value under the profile where the claim
 did not reproduce (it becomes a strict xfail carrying that number).
 """
 
-from harness.claims import Claim, Paper
+from harness.claims import Claim, Drift, Paper
 
 PAPER = Paper(
     title="Scaling DeFi with ZK Rollups: Design, Deployment, and Evaluation of a Real-Time Proof-of-Concept",
     arxiv_id="2506.00500",
     version="v1",
     authors="IEEE ICDLT 2025",
+    # ./run compare: rates and latencies under load move between runs with the machine's other load (sustained
+    # rollup TPS 72.9, 65.0 and 45.4 in three smoke runs of 2026-12-01): +-50 %; a value that was 0 stays 0
+    drift=Drift(rel=0.5, abs=0.0),
 )
 
 B1 = Claim("B1", PAPER, "Sec. evaluation",
