@@ -24,6 +24,7 @@ import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
 from harness.ml.api import paired_tau_difference
 from harness.ml.profiles import grid_specs
 from harness.ml.stats import table1_statistics
+from harness.ml.verdicts import judge_ahead
 from harness.report.attach import attach_figure, attach_table
 from harness.report.plots import scatter_panels
 
@@ -96,13 +97,15 @@ def test_a4_prunability_beats_random_perturbation(zoo_report, claim_report, prof
             measured[f"{stat}_loss_gap_{m}"] = t1[(m, "loss_gap")][stat]
     measured["cmi_pgdl_exact"] = t1[("prunability", "loss_gap")]["cmi_pgdl_exact"]
     # verdict: prunability ahead of both perturbation variants on every Table-1 statistic (loss gap)
-    ahead = {
-        f"{stat} vs {p}": bool(t1[("prunability", "loss_gap")][stat] > t1[(p, "loss_gap")][stat])
-        for stat in STATS
-        for p in PERTURBATIONS
-    }
-    measured["prunability_ahead"] = ahead
-    reproduced = all(ahead.values())
+    judgement = judge_ahead(
+        {m: t1[(m, "loss_gap")] for m in ROWS},
+        "prunability",
+        list(PERTURBATIONS),
+        STATS,
+        zoo_report.n_included,
+    )
+    measured["prunability_ahead"] = {k: v for k, v in judgement.checks.items() if k != "n>=3"}
+    reproduced = judgement.reproduced
     claim_report(
         measured=measured,
         reproduced=reproduced,
@@ -184,13 +187,7 @@ def test_a4_prunability_beats_random_perturbation(zoo_report, claim_report, prof
                 title=f"A4: prunability beside the perturbation measures ({profile}, converged models)",
             ),
         )
-    assert zoo_report.n_included >= 3, "fewer than 3 converged models: cannot score A4"
-    lost = [k for k, v in ahead.items() if not v]
-    assert reproduced, (
+    assert judgement.reproduced, (
         "prunability is not ahead on every Table-1 statistic (loss gap): behind or tied on "
-        + "; ".join(
-            f"{k} ({t1[('prunability', 'loss_gap')][k.split(' vs ')[0]]:.4f} vs "
-            f"{t1[(k.split(' vs ')[1], 'loss_gap')][k.split(' vs ')[0]]:.4f})"
-            for k in lost
-        )
+        + judgement.failures()
     )

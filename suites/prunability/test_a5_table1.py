@@ -21,6 +21,7 @@ import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
 from harness.ml.catalogue import CATALOGUE_MEASURES
 from harness.ml.profiles import grid_specs
 from harness.ml.stats import table1_statistics
+from harness.ml.verdicts import judge_signs
 from harness.report.attach import attach_figure, attach_table
 from harness.report.plots import scatter_panels
 from suites.prunability import spec
@@ -108,17 +109,19 @@ def test_a5_table1_side_by_side(catalogue_table, profile, claim_report):
         for g in GAPS
     }
     measured.update(n_models=len(used), excluded_unconverged=len(excluded))
-    signs = {
-        m: math.copysign(1, by[(m, "loss_gap")]["tau"]) == math.copysign(1, PAPER_TABLE1[m][0])
-        for m in ("neg_sum_train_losses", "frobenius")
-    }
+    sign_rows = ("neg_sum_train_losses", "frobenius")
+    judgement = judge_signs(
+        {m: by[(m, "loss_gap")]["tau"] for m in sign_rows},
+        {m: PAPER_TABLE1[m][0] for m in sign_rows},
+        "loss gap",
+    )
+    signs = judgement.checks
     claim_report(
         measured=measured,
-        reproduced=all(signs.values()),
+        reproduced=judgement.reproduced,
         detail=(
             f"asserted: sign of tau vs the loss gap matches the paper: {signs}; full table attached (both gaps); "
             f"CMI: {by[('prunability', 'loss_gap')]['cmi_note']}"
         ),
     )
-    for m, ok in signs.items():
-        assert ok, f"tau({m}, loss gap) = {by[(m, 'loss_gap')]['tau']:.3f}; paper {PAPER_TABLE1[m][0]:+.4f}"
+    assert judgement.reproduced, judgement.failures()

@@ -18,6 +18,7 @@ import pytest
 
 from harness.ml.profiles import zoo_grids
 from harness.ml.stats import granulated_kendall, missing_settings
+from harness.ml.verdicts import judge_positive
 from harness.report.attach import attach_figure, attach_table
 from harness.report.plots import grouped_bars
 from suites.prunability import spec
@@ -99,6 +100,7 @@ def test_a6_granulated_kendall(catalogue_table, profile, claim_report):
     finite = [p for p in psi_prun if math.isfinite(p)]
     Psi = float(np.mean(finite)) if finite else math.nan
     prun_rows = [r for r in out if r["measure"] == "prunability"]
+    judgement = judge_positive(Psi, "Psi(prunability, loss gap)", f"(per grid {psi_prun})")
     claim_report(
         measured={
             "Psi(prunability, loss gap)": Psi,
@@ -106,7 +108,7 @@ def test_a6_granulated_kendall(catalogue_table, profile, claim_report):
             "missing_settings": len(missing_report),
             "paper_table2": PAPER_TABLE2,
         },
-        reproduced=bool(Psi > 0),
+        reproduced=judgement.reproduced,
         detail="Psi averaged over the profile's grids; per-axis psi for all measures in the attached table",
     )
-    assert Psi > 0, f"Psi(prunability, loss gap) = {Psi:.3f} (per grid {psi_prun})"
+    assert judgement.reproduced, judgement.failures()

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from harness.ml.double_descent import interior_peak, plot_sweep, sweep_taus
+from harness.ml.verdicts import judge_a7
 from harness.report.attach import attach_figure, attach_table
 from suites.prunability import spec
 
@@ -87,22 +88,14 @@ def test_a7_prunability_tracks_double_descent(double_descent_sweep, claim_report
     measured["test_loss_fall_after_peak_nats"] = dd["fall"]
     measured["epochs"] = s.base["max_epochs"]
     others = {m: taus[m] for m in MEASURES if m != "prunability"}
-    tau_ok = all(taus["prunability"] > v for v in others.values())
-    ok = bool(dd["interior"] and tau_ok)
+    judgement = judge_a7(dd["interior"], dd["peak_width"], taus, list(others))
     claim_report(
         measured=measured,
-        reproduced=ok,
+        reproduced=judgement.reproduced,
         detail=(
             "asserted: the test-loss curve has an interior peak (double descent present) AND "
             "tau(prunability, test loss) > tau of params, Frobenius, N_eff (Kendall tau over widths). "
             f"Smoke trains {s.base['max_epochs']} epochs (CLAIMS.md feasibility run: 400)."
         ),
     )
-    assert dd["interior"], (
-        f"no double descent in this sweep: test loss peaks at width {dd['peak_width']:g} "
-        f"(widths {widths}, {s.base['max_epochs']} epochs); the tau comparison would not be about double descent"
-    )
-    for m, v in others.items():
-        assert taus["prunability"] > v, (
-            f"tau(prunability, test loss) = {taus['prunability']:.3f} is not above tau({m}, test loss) = {v:.3f}"
-        )
+    assert judgement.reproduced, f"{judgement.failures()} (widths {widths}, {s.base['max_epochs']} epochs)"
