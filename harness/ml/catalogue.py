@@ -329,18 +329,8 @@ def effective_dimensionality(
 
 CATALOGUE_VERSION = 1  # bump when any measure below changes (invalidates cached rows)
 
-#: Measures this module adds to a zoo table row, with a short description (units) for reports.
-CATALOGUE_MEASURES: dict[str, str] = {
-    "frobenius_sum_sq": "sum_l ||W_l||_F^2",
-    "frobenius_log_prod": "sum_l log ||W_l||_F^2",
-    "spectral_sum_sq": "sum_l sigma_max(W_l)^2",
-    "spectral_log_prod": "sum_l log sigma_max(W_l)^2",
-    "path_norm": "sum over paths of prod w^2 (ones input, biases 0)",
-    "margin_p10": "10th percentile of train margins (logits)",
-    "neg_margin_p10": "minus the 10th percentile margin (larger = worse, as a complexity)",
-    "pacbayes_flatness": "1/sigma^2, train accuracy drop <= 0.1 (5 draws)",
-    "n_eff": "sum_i lambda_i/(lambda_i + z) over top-k Hessian eigenvalues",
-}
+# The names, directions and scales of the measures below are registered in harness.ml.registry (group
+# "catalogue"); this function is their table-row builder.
 
 
 def catalogue_measures(

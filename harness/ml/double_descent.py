@@ -25,7 +25,7 @@ from harness.ml.catalogue import effective_dimensionality
 from harness.ml.measures import frobenius_norm
 from harness.ml.models import param_count
 from harness.ml.pruning import prunability
-from harness.ml.stats import kendall_tau
+from harness.ml.stats import generalization_gaps, kendall_tau
 from harness.ml.zoo import ModelConfig
 
 SWEEP_MEASURE_VERSION = 1  # bump when measure_sweep_model changes (invalidates cached rows)
@@ -140,7 +140,7 @@ def measure_sweep_model(
         "test_err": 1.0 - r.final_test_acc,
         "time_train_s": r.seconds,
     }
-    row["loss_gap"] = row["test_loss"] - row["train_loss"]
+    row.update(generalization_gaps(row["train_loss"], row["test_loss"], row["train_err"], row["test_err"]))
     t0 = time.perf_counter()
     pr = prunability(model, data.x_train, data.y_train, alpha)
     row.update(

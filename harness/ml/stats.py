@@ -16,6 +16,16 @@ from typing import Any
 
 import numpy as np
 
+GAPS = ("loss_gap", "error_gap")
+
+
+def generalization_gaps(
+    train_loss: float, test_loss: float, train_err: float, test_err: float
+) -> dict[str, float]:
+    """The one definition of both generalization gaps: ``loss_gap`` = test CE - train CE (nats) and
+    ``error_gap`` = test error - train error (= train accuracy - test accuracy, PGDL's ``gen_gap``)."""
+    return {"loss_gap": float(test_loss) - float(train_loss), "error_gap": float(test_err) - float(train_err)}
+
 
 def kendall_tau(x, y) -> float:
     """Kendall's tau-b of two equal-length sequences (NaN if either is constant or n < 2)."""

@@ -18,8 +18,8 @@ import math
 import pytest
 
 import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
-from harness.ml.catalogue import CATALOGUE_MEASURES
 from harness.ml.profiles import grid_specs
+from harness.ml.registry import log_scale, names
 from harness.ml.stats import table1_statistics
 from harness.ml.verdicts import judge_signs
 from harness.report.attach import attach_figure, attach_table
@@ -34,7 +34,7 @@ PAPER_TABLE1 = {
     "neg_sum_train_losses": (0.7085, 0.4923, 0.0186),
     "frobenius": (-0.6055, 0.7778, 0.0612),
 }
-OTHER = ["random_prunability", "params", *[m for m in CATALOGUE_MEASURES if m not in ("margin_p10", "n_eff")]]
+OTHER = ["random_prunability", "params", *[m for m in names("catalogue") if m not in ("margin_p10", "n_eff")]]
 GAPS = ("loss_gap", "error_gap")
 
 
@@ -83,7 +83,6 @@ def test_a5_table1_side_by_side(catalogue_table, profile, claim_report):
     ]
     attach_table("A5 Table 1: ours beside the paper's", table, cols)
     by_loss = {r["measure"]: r for r in table if r["gap"] == "loss_gap"}
-    positive = {"params", "perturbation_absolute", "perturbation_magnitude", "pacbayes_flatness"}
     attach_figure(
         "A5 scatter grid: each Table-1 measure vs loss gap",
         scatter_panels(
@@ -92,7 +91,7 @@ def test_a5_table1_side_by_side(catalogue_table, profile, claim_report):
             "loss_gap",
             ylabel="loss gap (nats)",
             group_by="width",
-            log_x=positive,
+            log_x=log_scale(),
             ncols=4,
             annotate=lambda m: (
                 f"tau {by_loss[m]['tau']:+.3f} (paper {by_loss[m]['paper_tau']:+.4f})"
