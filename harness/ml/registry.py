@@ -210,6 +210,14 @@ _ALL = [
         "1/sigma^2, train accuracy drop <= 0.1 (5 draws, weights only, log bisection)",
     ),
     Measure(
+        "weightwatcher_alpha",
+        lambda m, x, y, a: cat.weightwatcher_alpha(m),
+        1,
+        "linear",
+        "catalogue",
+        "mean over layers of weightwatcher 0.7.7's power-law alpha (data-free; beyond the paper)",
+    ),
+    Measure(
         "n_eff",
         lambda m, x, y, a: cat.effective_dimensionality(m, x, y)[0],
         1,

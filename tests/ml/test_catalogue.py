@@ -180,3 +180,16 @@ def test_n_eff_truncation_bounds():
     exact = float(np.sum(lam / (lam + 1.0)))
     t = n_eff_truncation(lam[:3], z=1.0, n_params=6)
     assert float(np.sum(lam[:3] / (lam[:3] + 1))) <= exact <= t["n_eff_upper_bound"]
+
+
+def test_weightwatcher_alpha_is_the_mean_of_its_layer_alphas():
+    from harness.ml.catalogue import weightwatcher_alpha, weightwatcher_alphas
+    from harness.ml.models import build_model
+
+    model = build_model("mlp", 64, 10, width=64, depth=2, seed=0).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    alphas = weightwatcher_alphas(model)
+    assert 1 <= len(alphas) <= 3  # at most one per Linear layer
+    assert all(math.isfinite(a) and a > 0 for a in alphas)
+    assert weightwatcher_alpha(model) == pytest.approx(float(np.mean(alphas)))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
