@@ -218,3 +218,17 @@ def test_adjusted_r2_log_scale():
     assert adjusted_r2_log(x, y) == pytest.approx(1.0)
     assert adjusted_r2(x, y) < 0.9  # the raw-scale fit is dominated by the largest value
     assert np.isnan(adjusted_r2_log(np.array([0.0, 1.0, 2.0, 3.0]), np.arange(4.0)))
+
+
+def test_tau_per_grid_and_pooled():
+    from harness.ml.stats import kendall_tau, tau_per_grid
+
+    rows = [{"key": f"a{i}", "m": i, "g": i} for i in range(5)]  # grid a: concordant
+    rows += [{"key": f"b{i}", "m": i, "g": -i} for i in range(5)]  # grid b: discordant
+    out = tau_per_grid(
+        rows, [("a", {f"a{i}" for i in range(5)}), ("b", {f"b{i}" for i in range(6)})], "m", "g"
+    )
+    assert [r["family"] for r in out] == ["a", "b", "pooled (all grids)"]
+    assert out[0]["tau"] == pytest.approx(1.0) and out[1]["tau"] == pytest.approx(-1.0)
+    assert out[1]["n"] == 5 and out[1]["models_in_grid"] == 6
+    assert out[2]["tau"] == pytest.approx(kendall_tau([r["m"] for r in rows], [r["g"] for r in rows]))
