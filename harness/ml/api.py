@@ -65,21 +65,20 @@ import io
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from harness.ml.measures import frobenius_norm, perturbation_sigma
-from harness.ml.models import param_count
-from harness.ml.pruning import prunability, random_pruning
+from harness.ml.registry import GAPS, MeasureFn, functions
 from harness.ml.stats import (
     GridError,
     adjusted_r2,
     bootstrap_ci,
     conditional_mutual_information,
+    generalization_gaps,
     granulated_kendall,
     kendall_tau,
     validate_grid,
@@ -87,38 +86,10 @@ from harness.ml.stats import (
 from harness.ml.training import evaluate
 
 Tensors = tuple[torch.Tensor, torch.Tensor]
-MeasureFn = Callable[[nn.Module, torch.Tensor, torch.Tensor, float], float]
-GAPS = ("loss_gap", "error_gap")
 
 
-def _m_prunability(model, x, y, alpha):
-    return prunability(model, x, y, alpha).fraction_kept
-
-
-def _m_weights_kept(model, x, y, alpha):
-    return float(prunability(model, x, y, alpha).weights_kept)
-
-
-def _m_random_prunability(model, x, y, alpha):
-    return random_pruning(model, x, y, alpha, seed=0).fraction_kept
-
-
-def _m_perturbation(mode: str) -> MeasureFn:
-    def fn(model, x, y, alpha):
-        return 1.0 / perturbation_sigma(model, x, y, alpha=alpha, mode=mode) ** 2
-
-    return fn
-
-
-MEASURES: dict[str, MeasureFn] = {
-    "prunability": _m_prunability,
-    "weights_kept": _m_weights_kept,
-    "random_prunability": _m_random_prunability,
-    "perturbation_absolute": _m_perturbation("absolute"),
-    "perturbation_magnitude": _m_perturbation("magnitude"),
-    "frobenius": lambda model, x, y, alpha: frobenius_norm(model),
-    "params": lambda model, x, y, alpha: float(param_count(model)),
-}
+MEASURES: dict[str, MeasureFn] = functions()
+"""name -> fn(model, x_train, y_train, alpha): a view of :data:`harness.ml.registry.REGISTRY`."""
 DEFAULT = (
     "prunability",
     "random_prunability",
@@ -428,7 +399,7 @@ def evaluate_family(
 ) -> FamilyReport:
     """Measure every member on its TRAIN data and score each measure against both gaps.
 
-    ``measures``: names from :data:`MEASURES`, or a mapping name -> ``fn(model, x_train, y_train, alpha)``.
+    ``measures``: names from :data:`MEASURES` (the registry, :mod:`harness.ml.registry`), or a mapping name -> ``fn(model, x_train, y_train, alpha)``.
     ``grid_axes``: the hyperparameters to treat as grid axes (default: those that vary across the
     members); CMI and psi are computed when the included members form a complete grid over them.
     Raises ValueError on an unknown measure name, an empty family, or malformed members.
@@ -463,8 +434,7 @@ def evaluate_family(
         test_loss, test_acc = evaluate(e.model, xte, yte)
         row: dict[str, Any] = {"index": i, **e.hyperparameters, "converged": e.converged}
         row.update(train_loss=train_loss, test_loss=test_loss, train_err=1 - train_acc, test_err=1 - test_acc)
-        row["loss_gap"] = test_loss - train_loss
-        row["error_gap"] = row["test_err"] - row["train_err"]
+        row.update(generalization_gaps(train_loss, test_loss, row["train_err"], row["test_err"]))
         for name, fn in fns.items():
             t0 = time.perf_counter()
             row[name] = float(fn(e.model, xtr, ytr, alpha))

@@ -235,6 +235,43 @@ def pac_bayes_flatness(
 
 
 # ---------------------------------------------------------------------------
+# Heavy-tailed self-regularisation (Martin & Mahoney; PyPI weightwatcher), data-free
+# ---------------------------------------------------------------------------
+
+
+def weightwatcher_alphas(model: nn.Module) -> list[float]:
+    """Per-layer power-law exponent alpha of the empirical spectral density of W^T W, as
+    ``weightwatcher.WeightWatcher(model=m).analyze()["alpha"]`` (weightwatcher 0.7.7; no data, CPU SciPy SVD).
+
+    weightwatcher decides which layers it analyses (it may skip layers it finds too small); its console and
+    warning noise is suppressed. Returns the alphas of the analysed layers, in layer order.
+    """
+    import contextlib
+    import io
+    import logging
+    import warnings
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import weightwatcher as ww
+
+        logging.getLogger("weightwatcher").setLevel(logging.ERROR)
+        frame = ww.WeightWatcher(model=model).analyze()
+    if frame is None or "alpha" not in getattr(frame, "columns", []):
+        return []
+    return [float(a) for a in frame["alpha"].tolist()]
+
+
+def weightwatcher_alpha(model: nn.Module) -> float:
+    """Mean over the analysed layers of weightwatcher's alpha (its summary ``alpha``); NaN if no layer is
+    analysed. Smaller alpha = heavier-tailed spectra, which weightwatcher reads as better trained; as a
+    complexity measure a larger alpha is expected to go with a larger gap."""
+    alphas = [a for a in weightwatcher_alphas(model) if math.isfinite(a)]
+    return float(np.mean(alphas)) if alphas else float("nan")
+
+
+# ---------------------------------------------------------------------------
 # Effective dimensionality (Maddox, Benton, Wilson 2020)
 # ---------------------------------------------------------------------------
 
@@ -327,20 +364,12 @@ def effective_dimensionality(
 # One row of catalogue measures for a trained zoo model
 # ---------------------------------------------------------------------------
 
-CATALOGUE_VERSION = 1  # bump when any measure below changes (invalidates cached rows)
+CATALOGUE_VERSION = (
+    2  # 2: weightwatcher alpha added; bump when any measure below changes (invalidates cached rows)
+)
 
-#: Measures this module adds to a zoo table row, with a short description (units) for reports.
-CATALOGUE_MEASURES: dict[str, str] = {
-    "frobenius_sum_sq": "sum_l ||W_l||_F^2",
-    "frobenius_log_prod": "sum_l log ||W_l||_F^2",
-    "spectral_sum_sq": "sum_l sigma_max(W_l)^2",
-    "spectral_log_prod": "sum_l log sigma_max(W_l)^2",
-    "path_norm": "sum over paths of prod w^2 (ones input, biases 0)",
-    "margin_p10": "10th percentile of train margins (logits)",
-    "neg_margin_p10": "minus the 10th percentile margin (larger = worse, as a complexity)",
-    "pacbayes_flatness": "1/sigma^2, train accuracy drop <= 0.1 (5 draws)",
-    "n_eff": "sum_i lambda_i/(lambda_i + z) over top-k Hessian eigenvalues",
-}
+# The names, directions and scales of the measures below are registered in harness.ml.registry (group
+# "catalogue"); this function is their table-row builder.
 
 
 def catalogue_measures(
@@ -377,6 +406,9 @@ def catalogue_measures(
     fl = pac_bayes_flatness(model, x, y, criterion="accuracy", bound=0.1, draws=flatness_draws, seed=seed)
     out.update(pacbayes_sigma=fl.sigma, pacbayes_flatness=fl.measure, pacbayes_capped=float(fl.capped))
     out["time_pacbayes_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out["weightwatcher_alpha"] = weightwatcher_alpha(model)
+    out["time_weightwatcher_s"] = time.perf_counter() - t0
     if neff_k > 0:
         t0 = time.perf_counter()
         n_eff, eig = effective_dimensionality(

@@ -25,10 +25,10 @@ from harness.ml.catalogue import effective_dimensionality
 from harness.ml.measures import frobenius_norm
 from harness.ml.models import param_count
 from harness.ml.pruning import prunability
-from harness.ml.stats import kendall_tau
+from harness.ml.stats import generalization_gaps, kendall_tau
 from harness.ml.zoo import ModelConfig
 
-SWEEP_MEASURE_VERSION = 1  # bump when measure_sweep_model changes (invalidates cached rows)
+SWEEP_MEASURE_VERSION = 2  # 2: N_eff truncation columns (smallest counted eigenvalue, bounds); bump when measure_sweep_model changes (invalidates cached rows)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ def measure_sweep_model(
         "test_err": 1.0 - r.final_test_acc,
         "time_train_s": r.seconds,
     }
-    row["loss_gap"] = row["test_loss"] - row["train_loss"]
+    row.update(generalization_gaps(row["train_loss"], row["test_loss"], row["train_err"], row["test_err"]))
     t0 = time.perf_counter()
     pr = prunability(model, data.x_train, data.y_train, alpha)
     row.update(
@@ -156,7 +156,32 @@ def measure_sweep_model(
             model, data.x_train, data.y_train, k=neff_k, z=neff_z, max_examples=neff_examples
         )
         row.update(n_eff=n_eff, hessian_top_eig=float(eig[0]), time_n_eff_s=time.perf_counter() - t0)
+        n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        row.update(n_eff_truncation(eig, neff_z, n_params))
     return row
+
+
+def n_eff_truncation(eigenvalues: Sequence[float], z: float, n_params: int) -> dict[str, Any]:
+    """Does counting only the top-k Hessian eigenvalues cap N_eff? (N_eff = sum_i lambda_i / (lambda_i + z))
+
+    With the eigenvalues sorted descending, every uncounted eigenvalue is <= the smallest counted one
+    lambda_k, and lambda / (lambda + z) is increasing, so the true N_eff (negative eigenvalues clipped to 0)
+    lies in [N_eff_k, N_eff_k + (n - k) lambda_k / (lambda_k + z)]: ``n_eff_upper_bound``. ``n_eff_capped``
+    is True when lambda_k >= z (the smallest counted eigenvalue still counts >= 1/2: the count k, not the
+    spectrum, ends the sum), and N_eff is then reported as a lower bound; False when lambda_k < z.
+    """
+    lam = np.clip(np.asarray(eigenvalues, dtype=float), 0.0, None)
+    k = int(lam.size)
+    lam_k = float(lam.min()) if k else 0.0
+    n_eff = float(np.sum(lam / (lam + z)))
+    tail = max(int(n_params) - k, 0) * lam_k / (lam_k + z)
+    return {
+        "n_eff_eigs_counted": k,
+        "n_eff_min_counted_eig": lam_k,
+        "n_eff_threshold_z": float(z),
+        "n_eff_capped": bool(lam_k >= z),
+        "n_eff_upper_bound": n_eff + tail,
+    }
 
 
 def peak_index(values: Sequence[float]) -> int:

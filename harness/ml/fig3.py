@@ -222,6 +222,44 @@ def noise_lowers_test(
     }
 
 
+def prune_gain_beyond_noise_spread(
+    curves: Mapping[str, Sequence[Mapping[str, Any]]],
+) -> dict[str, dict[str, Any]]:
+    """A8 (a) with an effect size: where does pruning lower the test loss by MORE than the spread of the
+    equal-norm noise at the same fraction?
+
+    At each fraction f > 0: ``gain`` = unpruned test loss - pruned test loss (nats, deterministic);
+    ``spread`` = the sample standard deviation (ddof 1) of the test loss over the noise draws at f
+    (``noise_test_loss_sem * sqrt(draws)``; 0 with a single draw). A fraction counts iff gain > spread, so a
+    pruning gain smaller than what one random equal-norm direction already varies by is not an effect.
+
+    Returns per model: ``best_excess`` (max over f of gain - spread), ``best_excess_fraction``,
+    ``gain_at_best`` and ``spread_at_best``, and ``fractions_beyond_spread`` (every f with gain > spread).
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for label, rows in curves.items():
+        base = [r for r in rows if r["fraction_pruned"] == 0.0]
+        if not base:
+            raise ValueError(f"{label}: curves need the unpruned point (fraction 0.0)")
+        b = base[0]["prune_test_loss"]
+        pts = []
+        for r in rows:
+            if r["fraction_pruned"] > 0.0:
+                spread = float(r["noise_test_loss_sem"]) * math.sqrt(int(r["noise_draws"]))
+                pts.append((r["fraction_pruned"], b - r["prune_test_loss"], spread))
+        if not pts:
+            raise ValueError(f"{label}: no fraction > 0")
+        f, gain, spread = max(pts, key=lambda p: p[1] - p[2])
+        out[label] = {
+            "best_excess": gain - spread,
+            "best_excess_fraction": f,
+            "gain_at_best": gain,
+            "spread_at_best": spread,
+            "fractions_beyond_spread": [p[0] for p in pts if p[1] > p[2]],
+        }
+    return out
+
+
 def plot_curves(curves: Mapping[str, Sequence[Mapping[str, Any]]], title: str):
     """Train (left) and test (right) loss vs pruned fraction: pruning solid, equal-norm noise dashed."""
     import matplotlib.pyplot as plt

@@ -8,7 +8,11 @@
   weights (same set as pruning). Search: bracket by doubling/halving, then
   bisection in log-space for ``steps`` steps (final bracket ratio
   2**(1/2**steps)); returns the largest sigma found to pass.
+- accuracy-rule perturbation (the Jiang et al. / PGDL lineage): :func:`pacbayes_sigma_accuracy`, columns
+  ``sigma_acc_{absolute,magnitude}``, ``inv_sigma_sq_acc_*`` (1/sigma^2) and ``perturbation_acc_*``
+  (the lineage's reported value sqrt(1/sigma^2 / m), m = train-set size).
 - frobenius_norm: sqrt of the sum of squared prunable weights.
+- the measure names, directions and scales are registered in :mod:`harness.ml.registry`.
 - param_count: number of prunable weights.
 """
 
@@ -19,14 +23,16 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from harness.ml.models import param_count, prunable_weights
 from harness.ml.pruning import _eval_mode, _Flat, _loss, prunability, random_pruning
+from harness.ml.stats import generalization_gaps
 from harness.ml.zoo import JsonCache, ModelConfig, ModelZoo
 
-MEASURE_VERSION = 1  # bump when any measure's definition or search changes (invalidates cached rows)
+MEASURE_VERSION = 2  # 2: accuracy-rule (Jiang/PGDL) perturbation columns added; bump when any measure's definition or search changes (invalidates cached rows)
 MODES = ("absolute", "magnitude")
 
 
@@ -99,6 +105,90 @@ def perturbation_sigma(
             flat.restore()
 
 
+JIANG_SEED_OFFSET = 10348628753  # _pacbayes_sigma's BIG_NUMBER: the generator is seeded with it + seed
+JIANG_MAGNITUDE_EPS = 1e-3
+
+
+@torch.no_grad()
+def _accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    return float((model(x).argmax(1) == y).double().mean())
+
+
+@torch.no_grad()
+def pacbayes_sigma_accuracy(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    seed: int = 0,
+    magnitude_eps: float | None = None,
+    search_depth: int = 15,
+    montecarlo_samples: int = 10,
+    accuracy_displacement: float = 0.1,
+    displacement_tolerance: float = 1e-2,
+) -> float:
+    """The Jiang et al. / PGDL accuracy-rule sigma, as nitarshan/robust-generalization-measures
+    ``data/generation/measures.py`` ``_pacbayes_sigma`` computes it (adapted there from Jiang et al.'s code).
+
+    Bisection on sigma in [0, 2]: ``search_depth`` steps, each at sigma = (lower + upper) / 2; at each step
+    ``montecarlo_samples`` fresh noise draws on ALL parameters (``model.parameters()`` order, biases
+    included), each the train accuracy of the perturbed model; displacement = |mean accuracy - unperturbed
+    accuracy|; stop when |displacement - 0.1| < 0.01, else too much perturbation -> upper = sigma, not
+    enough -> lower = sigma. Returns the last sigma tried (dimensionless for the magnitude variant).
+
+    Noise, exactly as the source writes it (one ``torch.Generator`` seeded ``10348628753 + seed``, drawn in
+    sequence over steps, samples and parameters): absolute, ``torch.normal(0, sigma**2, p.shape)`` -- the
+    std argument is sigma**2; magnitude-aware (``magnitude_eps`` = 1e-3 in the source),
+    ``torch.normal(0, sigma**2 * |p|**2 + eps**2)`` -- that expression is passed as torch.normal's std.
+
+    Differences from the source, none of which changes a value here: accuracy on the tensors (x, y) in one
+    pass instead of a DataLoader; eval mode (our models have no BatchNorm, so the source's ``_reparam``
+    folding is the identity; dropout is off as in every other measure); the noise is added to the model's
+    own parameters and removed afterwards (the source adds it to a deep copy). Weights are restored.
+    """
+    params = list(model.parameters())
+    original = [p.detach().clone() for p in params]
+    was = model.training
+    model.eval()
+    try:
+        accuracy = _accuracy(model, x, y)
+        rng = torch.Generator().manual_seed(JIANG_SEED_OFFSET + int(seed))
+        lower, upper = 0.0, 2.0
+        sigma = 1.0
+        for _ in range(search_depth):
+            sigma = (lower + upper) / 2
+            samples = []
+            for _ in range(montecarlo_samples):
+                if magnitude_eps is not None:
+                    noise = [
+                        torch.normal(0, sigma**2 * torch.abs(o) ** 2 + magnitude_eps**2, generator=rng)
+                        for o in original
+                    ]
+                else:
+                    noise = [torch.normal(0, sigma**2, o.shape, generator=rng) for o in original]
+                for p, o, n in zip(params, original, noise, strict=True):
+                    p.copy_(o + n)
+                samples.append(_accuracy(model, x, y))
+            for p, o in zip(params, original, strict=True):
+                p.copy_(o)
+            displacement = abs(float(np.mean(samples)) - accuracy)
+            if abs(displacement - accuracy_displacement) < displacement_tolerance:
+                break
+            if displacement > accuracy_displacement:
+                upper = sigma
+            else:
+                lower = sigma
+        return sigma
+    finally:
+        for p, o in zip(params, original, strict=True):
+            p.copy_(o)
+        model.train(was)
+
+
+def jiang_adjusted(inverse_sigma_sq: float, m: int) -> float:
+    """The source's final dataset-size adjustment of a non-log measure: sqrt(value / m), m = train-set size."""
+    return math.sqrt(inverse_sigma_sq / m)
+
+
 def frobenius_norm(model: nn.Module) -> float:
     """sqrt(sum of squared prunable weights) — the Frobenius norm over all weight tensors."""
     return float(math.sqrt(sum(float(p.detach().pow(2).sum()) for _, p in prunable_weights(model))))
@@ -131,8 +221,7 @@ def measure_model(trained, alpha: float = 0.10, draws: int = 5, seed: int = 0) -
         train_err=1.0 - r.final_train_acc,
         test_err=1.0 - r.final_test_acc,
     )
-    row["loss_gap"] = row["test_loss"] - row["train_loss"]
-    row["error_gap"] = row["test_err"] - row["train_err"]
+    row.update(generalization_gaps(row["train_loss"], row["test_loss"], row["train_err"], row["test_err"]))
     row["time_train_s"] = r.seconds
     row["neg_sum_train_losses"] = -float(sum(r.epoch_train_losses))
     row.update(_model_measures(model, x, y, alpha=alpha, draws=draws, seed=seed))
@@ -154,6 +243,13 @@ def _model_measures(
         out[f"sigma_{mode}"] = sigma
         out[f"perturbation_{mode}"] = 1.0 / sigma**2
         out[f"time_perturbation_{mode}_s"] = time.perf_counter() - t0
+    for mode, eps in (("absolute", None), ("magnitude", JIANG_MAGNITUDE_EPS)):
+        t0 = time.perf_counter()
+        sigma = pacbayes_sigma_accuracy(model, x, y, seed=seed, magnitude_eps=eps)
+        out[f"sigma_acc_{mode}"] = sigma
+        out[f"inv_sigma_sq_acc_{mode}"] = 1.0 / sigma**2
+        out[f"perturbation_acc_{mode}"] = jiang_adjusted(1.0 / sigma**2, len(y))
+        out[f"time_perturbation_acc_{mode}_s"] = time.perf_counter() - t0
     out["frobenius"] = frobenius_norm(model)
     out["params"] = param_count(model)
     return out

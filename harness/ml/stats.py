@@ -16,6 +16,16 @@ from typing import Any
 
 import numpy as np
 
+GAPS = ("loss_gap", "error_gap")
+
+
+def generalization_gaps(
+    train_loss: float, test_loss: float, train_err: float, test_err: float
+) -> dict[str, float]:
+    """The one definition of both generalization gaps: ``loss_gap`` = test CE - train CE (nats) and
+    ``error_gap`` = test error - train error (= train accuracy - test accuracy, PGDL's ``gen_gap``)."""
+    return {"loss_gap": float(test_loss) - float(train_loss), "error_gap": float(test_err) - float(train_err)}
+
 
 def kendall_tau(x, y) -> float:
     """Kendall's tau-b of two equal-length sequences (NaN if either is constant or n < 2)."""
@@ -343,6 +353,15 @@ def adjusted_r2(x, y) -> float:
     return 1.0 - (1.0 - r2) * (n - 1) / (n - p - 1)
 
 
+def adjusted_r2_log(x, y) -> float:
+    """Adjusted R^2 of y ~ 1 + log10(x): the fit on the log scale, for a measure spanning orders of magnitude
+    (e.g. 1/sigma^2). NaN unless every x is finite and > 0."""
+    X = np.asarray(x, dtype=float)
+    if X.size == 0 or not np.all(np.isfinite(X)) or not np.all(X > 0):
+        return float("nan")
+    return adjusted_r2(np.log10(X), y)
+
+
 def correlation_row(
     rows: Sequence[Mapping[str, Any]],
     measure: str,
@@ -354,8 +373,9 @@ def correlation_row(
 ) -> dict[str, Any]:
     """Table-1 statistics of one measure against one gap over a family of models.
 
-    Kendall tau-b with a 95% bootstrap CI, adjusted R^2 of gap ~ measure, and
-    (when ``axes`` has at least two axes) the PGDL CMI over those axes
+    Kendall tau-b with a 95% bootstrap CI, adjusted R^2 of gap ~ measure on the raw scale (``adj_r2``, the
+    one verdicts use) and on the log scale (``adj_r2_log``, gap ~ log10(measure); NaN unless the measure is
+    > 0 everywhere), and (when ``axes`` has at least two axes) the PGDL CMI over those axes
     (``strict=False``: empty cells of an incomplete grid are skipped and counted
     in ``cmi_empty_cells``). Rows with a non-finite measure or gap are excluded
     and counted in ``excluded``.
@@ -367,6 +387,7 @@ def correlation_row(
     out["tau"] = float(kendall_tau(m, g))
     out["tau_ci_lo"], out["tau_ci_hi"] = bootstrap_ci(m, g, n_boot=n_boot, seed=seed)
     out["adj_r2"] = adjusted_r2(m, g)
+    out["adj_r2_log"] = adjusted_r2_log(m, g)
     if axes is not None and len(axes) >= 2:
         res = conditional_mutual_information(ok, axes, measure, gap, strict=strict)
         out["cmi"] = res.score
@@ -449,4 +470,29 @@ def table1_statistics(
     """
     out = correlation_row(rows, measure, gap, n_boot=n_boot, seed=seed)
     out.update(cmi_over_grids(rows, grids, measure, gap))
+    return out
+
+
+def tau_per_grid(
+    rows: Sequence[Mapping[str, Any]], grids: Sequence[tuple[str, Collection[str]]], measure: str, gap: str
+) -> list[dict[str, Any]]:
+    """Kendall tau (95% bootstrap CI) of ``measure`` vs ``gap`` inside each labelled grid, then pooled.
+
+    ``grids``: (label, model keys); ``rows`` carry ``key``. One row per grid (``family``, ``n`` present,
+    ``models_in_grid``, ``tau``, ``ci95_low``, ``ci95_high``) and a last row for all ``rows`` together.
+    """
+
+    def row(label: str, sub: Sequence[Mapping[str, Any]], size: int) -> dict[str, Any]:
+        st = correlation_row(sub, measure, gap)
+        return {
+            "family": label,
+            "n": st["n"],
+            "models_in_grid": size,
+            "tau": st["tau"],
+            "ci95_low": st["tau_ci_lo"],
+            "ci95_high": st["tau_ci_hi"],
+        }
+
+    out = [row(label, [r for r in rows if r["key"] in keys], len(keys)) for label, keys in grids]
+    out.append(row("pooled (all grids)", rows, sum(len(k) for _, k in grids)))
     return out

@@ -5,6 +5,8 @@ did not reproduce (it becomes a strict xfail carrying that number). Never
 loosen a tolerance to make a claim pass.
 """
 
+from dataclasses import replace
+
 from harness.claims import Claim, Paper
 
 PAPER = Paper(
@@ -79,14 +81,14 @@ A4 = Claim(
     ),
     known_deviations={
         "smoke": (
-            "measured on 14 converged MNIST-1D MLPs (2 unconverged excluded), vs the loss gap, as (tau, adj. "
-            "R^2, CMI): prunability (0.868 [CI 0.698, 1.0], 0.951, 0.523) vs magnitude-aware perturbation "
-            "(0.934 [0.800, 1.0], 0.902, 0.562) vs absolute perturbation (0.253 [-0.084, 0.600], -0.083, "
-            "0.031): behind the magnitude-aware variant on tau and CMI (ahead on adj. R^2), ahead of the "
-            "absolute one on all three; paired bootstrap delta tau (prunability - magnitude) = -0.066 "
-            "[-0.253, 0.101] (indistinguishable), (prunability - absolute) = +0.615 [0.235, 0.976]; CMI not "
-            "PGDL-exact (the excluded models leave the 2^4 grid incomplete); error gap tau: prunability 0.780 "
-            "vs magnitude 0.758 vs absolute 0.165"
+            "measured 2026-12-02 (shared model cache; loss rule) on 14 converged MNIST-1D MLPs (2 unconverged "
+            "excluded), vs the loss gap, as (tau, adj. R^2, CMI): prunability (0.846 [CI 0.650, 1.0], 0.955, "
+            "0.488) vs magnitude-aware perturbation (0.912 [0.775, 1.0], 0.906, 0.567) vs absolute perturbation "
+            "(0.099 [-0.247, 0.457], -0.083, 0.035): behind the magnitude-aware variant on tau and CMI (ahead "
+            "on adj. R^2), ahead of the absolute one on all three; paired bootstrap delta tau (prunability - "
+            "magnitude) = -0.066 [-0.238, 0.099] (indistinguishable), (prunability - absolute) = +0.747 "
+            "[0.361, 1.133]; CMI not PGDL-exact (the excluded models leave the 2^4 grid incomplete). "
+            "(2026-12-01, another cache of the same configs: prunability 0.868 vs magnitude 0.934.)"
         ),
         "paper": (
             "measured 2026-12-01 on 82 converged models of the 96-model paper zoo (2 seeds x 2^5 MLP grid + "
@@ -116,9 +118,10 @@ A5 = Claim(
     ),
     known_deviations={
         "smoke": (
-            "tau(neg. sum of train losses, loss gap) = -0.890 [95% CI -1.00, -0.67] vs paper +0.7085 "
-            "(adj. R^2 0.694, CMI 0.246); Frobenius tau = -0.077 [-0.41, +0.29] (paper -0.6055, adj. R^2 "
-            "-0.071); n=14 converged models of the 2^4 smoke zoo, 2 unconverged excluded"
+            "measured 2026-12-02 (shared model cache): tau(neg. sum of train losses, loss gap) = -0.824 "
+            "[95% CI -0.975, -0.576] vs paper +0.7085 (adj. R^2 0.726, CMI 0.081); Frobenius tau = -0.033 "
+            "[-0.349, +0.333] (paper -0.6055, adj. R^2 -0.077): sign matches, CI spans 0; n=14 converged models "
+            "of the 2^4 smoke zoo, 2 unconverged excluded (2026-12-01, another cache: -0.890 and -0.077)"
         ),
         "paper": (
             "measured 2026-12-01 on 82 converged models of the 96-model paper zoo (14 unconverged excluded): "
@@ -176,12 +179,12 @@ A8 = Claim(
     ),
     known_deviations={
         "smoke": (
-            "part (a) holds (w1024: pruning 60% lowers test loss by 0.077 nats) but (c) fails for the narrowest "
-            "converged Fig 1 model w64: mean train-loss increase over fractions 0.1-0.95 is 5.93 nats for "
-            "pruning vs 12.47 for equal-norm noise (pruning hurts more at 4/10 fractions); w256 1.23 vs 1.04, "
-            "w1024 0.42 vs 0.03. Part (b) holds: the largest mean test-loss gain under equal-norm noise is "
-            "+0.0027 nats (w256, 10% fraction), SE 0.0022 over 5 draws, max t 1.23 < Bonferroni t_crit 6.25 "
-            "(30 points, df 4)"
+            "measured 2026-12-02: part (a) holds with an effect size (w1024: pruning 40-70% lowers the test "
+            "loss by more than the equal-norm noise's spread at the same fraction; best at 60%: gain 0.075 nats "
+            "vs spread 0.029, excess 0.046; w256 and w64: no fraction beyond the spread) but (c) fails for the "
+            "narrowest converged Fig 1 model w64: mean train-loss increase over fractions 0.1-0.95 is 5.62 nats "
+            "for pruning vs 12.47 for equal-norm noise (pruning hurts more at 4/10 fractions); w256 1.23 vs "
+            "1.04, w1024 0.42 vs 0.03. Part (b) holds: max t 1.36 < Bonferroni t_crit 6.25 (30 points, df 4)"
         ),
         "paper": (
             "measured 2026-12-01 on the Fig 1 sweep's w48, w384 and w2048 (50 fractions x 10 noise draws): "
@@ -193,4 +196,114 @@ A8 = Claim(
     },
 )
 
-CLAIMS = {c.id: c for c in (A1, A2, A3, A4, A5, A6, A7, A8)}
+# ---------------------------------------------------------------------------
+# One verdict per gap and per perturbation definition (issue 13). The ids A3 ... A6 keep meaning the loss gap
+# (test CE - train CE); the suffix "e" is the error gap (test error - train error = train acc - test acc,
+# PGDL's gen_gap). The paper's Table 1 does not say which gap it used (its body was not available to check;
+# PGDL scores the accuracy gap, DEMOGEN gives accuracy gaps), so both are judged. A4's rival definitions:
+# A4 / A4e the loss rule above; A4j / A4je the Jiang / PGDL accuracy rule (nitarshan/robust-generalization-
+# measures _pacbayes_sigma); A4f / A4fe PAC-Bayes flatness as harness.ml.catalogue computes it.
+# ---------------------------------------------------------------------------
+
+_A4_TOL = (
+    "on the same family, vs the {gap}, prunability is ahead of {rivals} on each of Table 1's three statistics: "
+    "Kendall tau, adjusted R^2 (gap ~ measure, raw scale; the log-scale fit is reported beside) and PGDL CMI "
+    "(per complete grid, averaged; flagged when a grid is incomplete)"
+)
+_LOSS_RULE = "BOTH loss-rule random-perturbation variants (absolute and magnitude-aware; 1/sigma^2)"
+_ACC_RULE = (
+    "BOTH accuracy-rule perturbation variants of the Jiang et al. / PGDL lineage (nitarshan/robust-"
+    "generalization-measures data/generation/measures.py _pacbayes_sigma: sigma at which the mean train "
+    "accuracy over 10 draws moves by 0.1, noise on all parameters, bisection on [0, 2], absolute and "
+    "magnitude-aware with eps 1e-3; reported as sqrt(1/sigma^2 / m))"
+)
+_PACBAYES = (
+    "PAC-Bayes flatness (harness.ml.catalogue.pac_bayes_flatness: 1/sigma^2 for the largest sigma keeping the "
+    "mean train accuracy over 5 draws within 0.1, noise on the weights)"
+)
+
+A3e = replace(
+    A3,
+    id="A3e",
+    statement=A3.statement + " (error gap: test error - train error)",
+    tolerance=(
+        "asserted: tau(prunability, error gap) > 0 with a 95% bootstrap CI that excludes 0; adjusted R^2 and "
+        "PGDL CMI vs the error gap reported beside the paper's, not asserted"
+    ),
+)
+A4 = replace(A4, tolerance=_A4_TOL.format(gap="loss gap", rivals=_LOSS_RULE) + "; random pruning reported")
+A4e = replace(
+    A4,
+    id="A4e",
+    statement=A4.statement + " (error gap; loss-rule perturbation)",
+    tolerance=_A4_TOL.format(gap="error gap", rivals=_LOSS_RULE),
+    known_deviations={
+        "smoke": (
+            "measured 2026-12-02 on 14 converged MNIST-1D MLPs (2 unconverged excluded), vs the error gap, as "
+            "(tau, adj. R^2, CMI): prunability (0.802 [CI 0.600, 0.976], 0.815, 0.268) vs magnitude-aware "
+            "loss-rule perturbation (0.868 [0.650, 1.0], 0.658, 0.408) vs absolute (0.143 [-0.247, 0.558], "
+            "-0.021, 0.042): behind the magnitude-aware variant on tau and CMI (ahead on adj. R^2); paired "
+            "delta tau (prunability - magnitude) = -0.066 [-0.282, 0.101]; CMI not PGDL-exact"
+        ),
+    },
+)
+A4j = replace(
+    A4,
+    id="A4j",
+    statement=A4.statement + " (loss gap; accuracy-rule perturbation of the Jiang / PGDL lineage)",
+    tolerance=_A4_TOL.format(gap="loss gap", rivals=_ACC_RULE),
+    known_deviations={},
+)
+A4je = replace(
+    A4j,
+    id="A4je",
+    statement=A4.statement + " (error gap; accuracy-rule perturbation of the Jiang / PGDL lineage)",
+    tolerance=_A4_TOL.format(gap="error gap", rivals=_ACC_RULE),
+    known_deviations={
+        "smoke": (
+            "measured 2026-12-02 on 14 converged MNIST-1D MLPs (2 unconverged excluded), vs the error gap, as "
+            "(tau, adj. R^2, CMI): prunability (0.802 [CI 0.600, 0.976], 0.815, 0.268) vs magnitude-aware "
+            "accuracy-rule perturbation (0.804 [0.554, 0.970], 0.666, 0.322) vs absolute (0.239 [-0.158, 0.630], "
+            "0.032, 0.034): behind the magnitude-aware variant on tau (by 0.0015) and CMI, ahead on adj. R^2; "
+            "paired delta tau (prunability - magnitude) = -0.001 [-0.245, 0.275] (indistinguishable); CMI not "
+            "PGDL-exact"
+        ),
+    },
+)
+A4f = replace(
+    A4,
+    id="A4f",
+    statement=A4.statement + " (loss gap; PAC-Bayes flatness)",
+    tolerance=_A4_TOL.format(gap="loss gap", rivals=_PACBAYES),
+    known_deviations={},
+)
+A4fe = replace(
+    A4f,
+    id="A4fe",
+    statement=A4.statement + " (error gap; PAC-Bayes flatness)",
+    tolerance=_A4_TOL.format(gap="error gap", rivals=_PACBAYES),
+)
+A5e = replace(
+    A5,
+    id="A5e",
+    statement=A5.statement + " (error gap)",
+    tolerance=(
+        "asserted: the sign of tau(measure, error gap) equals the paper's for the negative sum of train losses "
+        "and the Frobenius norm rows (a NaN or zero tau has no sign and fails); the rest reported"
+    ),
+    known_deviations={
+        "smoke": (
+            "measured 2026-12-02: tau(neg. sum of train losses, error gap) = -0.780 [95% CI -0.976, -0.481] vs "
+            "paper +0.7085 (adj. R^2 0.644, CMI 0.262); Frobenius tau = -0.077 [-0.450, +0.310] (paper -0.6055; "
+            "sign matches, CI spans 0); n=14 converged models, 2 unconverged excluded"
+        ),
+    },
+)
+A6e = replace(
+    A6,
+    id="A6e",
+    statement=A6.statement + " (error gap)",
+    tolerance="asserted: Psi(prunability, error gap) > 0 (mean over the profile's grids); psi_i reported",
+)
+
+CLAIMS = {c.id: c for c in (A1, A2, A3, A3e, A4, A4e, A4j, A4je, A4f, A4fe, A5, A5e, A6, A6e, A7, A8)}

@@ -43,6 +43,7 @@ import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
 from harness.ml.models import build_model, prunable_weights
 from harness.ml.pruning import loss_with_kept, magnitude_order, prunability, scan_smallest_k
 from harness.ml.stats import kendall_tau
+from harness.ml.verdicts import judge_a1_size
 from harness.report.attach import attach_figure, attach_table
 
 from . import spec
@@ -222,8 +223,8 @@ def test_a1_size_independence_over_width(width_sweep_table, claim_report, profil
     widths = [r["width"] for r in included]
     tau_kept = kendall_tau(widths, [r["weights_kept"] for r in included])
     tau_frac = kendall_tau(widths, [r["prunability"] for r in included])
-    # NaN (a constant curve or too few widths) is a failure: `tau_frac <= 0` is False for NaN
-    reproduced = bool(tau_kept > 0 and tau_frac <= 0)
+    # one predicate for the record and the assertion (NaN taus and < 3 widths fail)
+    judgement = judge_a1_size(tau_kept, tau_frac, len(included))
     claim_report(
         measured={
             "tau_width_weights_kept": tau_kept,
@@ -234,7 +235,7 @@ def test_a1_size_independence_over_width(width_sweep_table, claim_report, profil
             "n_included": len(included),
             "n_excluded_unconverged": len(excluded),
         },
-        reproduced=reproduced,
+        reproduced=judgement.reproduced,
         detail=f"profile {profile}; excluded widths (unconverged): {[r['width'] for r in excluded]}",
     )
     attach_table(
@@ -255,11 +256,4 @@ def test_a1_size_independence_over_width(width_sweep_table, claim_report, profil
     ax2.set_ylabel("prunability (fraction kept)", color="C1")
     ax1.set_title(f"A1: absolute vs relative size after pruning ({profile})")
     attach_figure("A1 weights kept vs prunability over width", fig)
-    assert len(included) >= 3, f"only {len(included)} converged widths"
-    assert tau_kept > 0, (
-        f"absolute weights kept does not rise with width (tau={tau_kept:.3f}; NaN = undefined)"
-    )
-    assert tau_frac <= 0, (
-        f"prunability grows with width or its trend is undefined (tau={tau_frac:.3f}; NaN = constant "
-        f"prunability or fewer than 2 widths)"
-    )
+    assert judgement.reproduced, judgement.failures()

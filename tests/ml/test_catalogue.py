@@ -162,3 +162,34 @@ def test_effective_dimensionality_on_a_small_network_runs_and_is_bounded():
     n_eff, eig = effective_dimensionality(model, x, y, k=5, z=1e-3)
     assert eig.shape == (5,) and np.all(np.diff(eig) <= 1e-9)
     assert 0.0 <= n_eff <= 5.0
+
+
+def test_n_eff_truncation_bounds():
+    from harness.ml.double_descent import n_eff_truncation
+
+    # eigenvalues fall below z = 1 within the counted ones: not capped; the tail bound uses lambda_k
+    t = n_eff_truncation([9.0, 3.0, 1.0, 0.25], z=1.0, n_params=10)
+    n_eff = 0.9 + 0.75 + 0.5 + 0.2
+    assert not t["n_eff_capped"] and t["n_eff_min_counted_eig"] == 0.25
+    assert t["n_eff_upper_bound"] == pytest.approx(n_eff + 6 * 0.2)
+    # every counted eigenvalue above z: the count caps N_eff (a lower bound)
+    t = n_eff_truncation([9.0, 3.0], z=1.0, n_params=2)
+    assert t["n_eff_capped"] and t["n_eff_upper_bound"] == pytest.approx(0.9 + 0.75)
+    # the exact N_eff of a known spectrum lies inside the bounds
+    lam = np.array([5.0, 2.0, 0.5, 0.1, 0.05, 0.01])
+    exact = float(np.sum(lam / (lam + 1.0)))
+    t = n_eff_truncation(lam[:3], z=1.0, n_params=6)
+    assert float(np.sum(lam[:3] / (lam[:3] + 1))) <= exact <= t["n_eff_upper_bound"]
+
+
+def test_weightwatcher_alpha_is_the_mean_of_its_layer_alphas():
+    from harness.ml.catalogue import weightwatcher_alpha, weightwatcher_alphas
+    from harness.ml.models import build_model
+
+    model = build_model("mlp", 64, 10, width=64, depth=2, seed=0).eval()
+    before = [p.detach().clone() for p in model.parameters()]
+    alphas = weightwatcher_alphas(model)
+    assert 1 <= len(alphas) <= 3  # at most one per Linear layer
+    assert all(math.isfinite(a) and a > 0 for a in alphas)
+    assert weightwatcher_alpha(model) == pytest.approx(float(np.mean(alphas)))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))

@@ -208,3 +208,27 @@ def test_table1_statistics_combines_tau_r2_and_cmi():
     assert out["adj_r2"] == pytest.approx(adjusted_r2([r["measure"] for r in g], [r["gap"] for r in g]))
     assert out["cmi"] == pytest.approx(conditional_mutual_information(g, list(AXES), "measure", "gap").score)
     assert out["cmi_pgdl_exact"] is True and out["n"] == len(g)
+
+
+def test_adjusted_r2_log_scale():
+    from harness.ml.stats import adjusted_r2, adjusted_r2_log
+
+    x = np.array([1.0, 10.0, 100.0, 1000.0, 1e4, 1e5])
+    y = np.log10(x) * 2.0 + 1.0  # exactly linear in log10(x)
+    assert adjusted_r2_log(x, y) == pytest.approx(1.0)
+    assert adjusted_r2(x, y) < 0.9  # the raw-scale fit is dominated by the largest value
+    assert np.isnan(adjusted_r2_log(np.array([0.0, 1.0, 2.0, 3.0]), np.arange(4.0)))
+
+
+def test_tau_per_grid_and_pooled():
+    from harness.ml.stats import kendall_tau, tau_per_grid
+
+    rows = [{"key": f"a{i}", "m": i, "g": i} for i in range(5)]  # grid a: concordant
+    rows += [{"key": f"b{i}", "m": i, "g": -i} for i in range(5)]  # grid b: discordant
+    out = tau_per_grid(
+        rows, [("a", {f"a{i}" for i in range(5)}), ("b", {f"b{i}" for i in range(6)})], "m", "g"
+    )
+    assert [r["family"] for r in out] == ["a", "b", "pooled (all grids)"]
+    assert out[0]["tau"] == pytest.approx(1.0) and out[1]["tau"] == pytest.approx(-1.0)
+    assert out[1]["n"] == 5 and out[1]["models_in_grid"] == 6
+    assert out[2]["tau"] == pytest.approx(kendall_tau([r["m"] for r in rows], [r["g"] for r in rows]))
