@@ -73,7 +73,8 @@ class Rpc:
         from websockets.sync.client import connect
 
         if self._ws is None:
-            self._ws = connect(self.url, open_timeout=self.timeout_s, max_size=None, compression=None)
+            # entered as a context manager (websockets 17 warns otherwise); close() leaves it
+            self._ws = connect(self.url, open_timeout=self.timeout_s, max_size=None, compression=None).__enter__()
         self._ws.send(json.dumps(body))
         while True:
             reply = json.loads(self._ws.recv(timeout=self.timeout_s))
