@@ -43,8 +43,8 @@ The package, by concern:
 * :mod:`~harness.chain.loadgen.instance`: one generator process (its job, pre-signing, the send loop,
   the spawn entry point) and :func:`presign`;
 * :mod:`~harness.chain.loadgen.run`: the controller (:class:`LoadRun`, :func:`run_load`);
-* :mod:`~harness.chain.loadgen.summary`: :class:`LoadResult`, per-request reply times, send rates,
-  progress lines;
+* :mod:`~harness.chain.loadgen.summary`: :class:`LoadResult` and its ``chain`` record, per-request
+  reply times, send rates, progress lines;
 * :mod:`~harness.chain.loadgen.ceiling`: anvil's own intake ceiling (:func:`measure_ingestion_ceiling`).
 """
 

@@ -1,5 +1,6 @@
-"""Load generator configuration: :class:`LoadConfig`, the drain timeout (:func:`drain_timeout_for`),
-the target chain's gas per second and block time (:func:`chain_rates`), and the profile error."""
+"""Load generator configuration: :class:`LoadConfig`, the drain timeout (:func:`drain_timeout_for`,
+:func:`drain_timeout_choice`), the target chain's gas per second and block time
+(:func:`chain_rates`), and the profile error."""
 
 from __future__ import annotations
 
@@ -93,6 +94,25 @@ def drain_timeout_for(
             f"gas_per_second={gas_per_second}, block_time_s={block_time_s}, margin={margin}"
         )
     return margin * n_txs * gas_limit_per_tx / gas_per_second + 3 * block_time_s + slack_s
+
+
+def drain_timeout_choice(
+    explicit_s: float | None, n_accepted: int, tx_gas_limit: int, rates: dict[str, Any]
+) -> tuple[float, str]:
+    """The drain timeout and how it was chosen: ``explicit_s`` (the config's) if set, else derived from
+    the chain's ``rates`` (:func:`chain_rates`; :func:`drain_timeout_for`), else the fallback."""
+    if explicit_s is not None:
+        return explicit_s, "explicit"
+    if rates["gas_per_second"]:
+        drain_timeout = drain_timeout_for(
+            n_accepted, tx_gas_limit, rates["gas_per_second"], rates["block_time_s"]
+        )
+        basis = (
+            f"{DRAIN_MARGIN:g} x {n_accepted} txs x {tx_gas_limit} gas / "
+            f"{rates['gas_per_second']:.4g} gas/s ({rates['basis']}) + 3 blocks + {DRAIN_SLACK_S:g} s"
+        )
+        return drain_timeout, basis
+    return FALLBACK_DRAIN_TIMEOUT_S, "fallback (no profile, no block history)"
 
 
 def chain_rates(url: str, profile: dict[str, Any] | None, sample_blocks: int = 10) -> dict[str, Any]:

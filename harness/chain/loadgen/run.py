@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
 from harness.chain import uniswap
-from harness.chain.loadgen.config import (
-    DRAIN_MARGIN,
-    DRAIN_SLACK_S,
-    FALLBACK_DRAIN_TIMEOUT_S,
-    LATE_S,
-    LoadConfig,
-    ProfileMismatchError,
-    chain_rates,
-    drain_timeout_for,
-)
+from harness.chain.loadgen.config import LATE_S, LoadConfig, chain_rates, drain_timeout_choice
 from harness.chain.loadgen.instance import _get, _instance_entry, _jobs, _swap_gas_limit
 from harness.chain.loadgen.summary import (
     LoadResult,
@@ -27,6 +17,7 @@ from harness.chain.loadgen.summary import (
     _noop,
     _send_rate,
     _send_window,
+    chain_record,
     request_latency,
 )
 from harness.chain.metrics import (
@@ -144,25 +135,49 @@ class LoadRun:
 
     # phase 3
     def finish(self) -> LoadResult:
-        cfg, url = self.cfg, self.url
+        """Drain, fetch every receipt (and the blocks the observer missed), build the per-tx records,
+        check the receipts, compute the metrics, then (after the result is built and its progress line
+        printed) check accounting and observation."""
         recs = [t for r in self.results for t in r["txs"]]
         accepted_order = [t["tx_hash"] for t in recs if t["accepted"]]
         accepted = set(accepted_order)
         self.progress(f"sent {len(recs)} txs ({len(accepted)} accepted); waiting for inclusion")
         if self.after_send is not None:
             self.after_send(accepted_order)
-        if cfg.drain_timeout_s is not None:
-            drain_timeout, basis = cfg.drain_timeout_s, "explicit"
-        elif self.rates["gas_per_second"]:
-            drain_timeout = drain_timeout_for(
-                len(accepted), self.tx_gas_limit, self.rates["gas_per_second"], self.rates["block_time_s"]
-            )
-            basis = (
-                f"{DRAIN_MARGIN:g} x {len(accepted)} txs x {self.tx_gas_limit} gas / "
-                f"{self.rates['gas_per_second']:.4g} gas/s ({self.rates['basis']}) + 3 blocks + {DRAIN_SLACK_S:g} s"
-            )
-        else:
-            drain_timeout, basis = FALLBACK_DRAIN_TIMEOUT_S, "fallback (no profile, no block history)"
+        drain = self._drain(accepted)
+        blocks = self.observer.stop()
+        last_poll = self.observer.last_poll_s
+        # receipts: every accepted tx, and every transport-failed one the node did not know (it may
+        # have been included after all)
+        retry = {t["tx_hash"] for t in recs if not t["accepted"] and str(t["error"]).startswith("transport")}
+        want = [t["tx_hash"] for t in recs if t["accepted"] or t["tx_hash"] in retry]
+        with Rpc(self.url) as rpc:
+            receipts = _fetch_receipts(rpc, want)
+            unseen = _fetch_unseen_blocks(rpc, receipts, blocks, last_poll)
+        txs = _tx_records(recs, receipts, retry)
+        blocks.sort(key=lambda b: b.number)
+        check_receipts(txs)
+        chain = chain_record(self.chain_info, self.url, self.cid, self.rates, blocks)
+        run_block_nums = {t.block_number for t in txs if t.block_number is not None}
+        metrics = self._metrics(txs, blocks, run_block_nums, len(unseen), drain)
+        result = LoadResult(
+            asdict(self.cfg),
+            chain,
+            txs,
+            blocks,
+            metrics,
+            [{k: v for k, v in r.items() if k not in ("txs", "request_rtts_s")} for r in self.results],
+        )
+        self.progress(_line(metrics))
+        self._check(txs, run_block_nums, unseen)
+        return result
+
+    def _drain(self, accepted: set[str]) -> dict[str, Any]:
+        """Wait until the observer has seen every accepted tx, it failed, or the drain timeout passed;
+        a progress line every 2 s. The ``drain_*`` metrics."""
+        drain_timeout, basis = drain_timeout_choice(
+            self.cfg.drain_timeout_s, len(accepted), self.tx_gas_limit, self.rates
+        )
         t_drain = time.monotonic()
         deadline = t_drain + drain_timeout
         next_note = t_drain + 2.0
@@ -181,67 +196,24 @@ class LoadRun:
                 next_note = now + 2.0
             time.sleep(0.05)
         drain_s = time.monotonic() - t_drain
-        blocks = self.observer.stop()
-        last_poll = self.observer.last_poll_s
-        # receipts: every accepted tx, and every transport-failed one the node did not know (it may
-        # have been included after all)
-        retry = {t["tx_hash"] for t in recs if not t["accepted"] and str(t["error"]).startswith("transport")}
-        want = [t["tx_hash"] for t in recs if t["accepted"] or t["tx_hash"] in retry]
-        receipts: dict[str, dict[str, Any]] = {}
-        with Rpc(url) as rpc:
-            for i in range(0, len(want), 500):
-                chunk = want[i : i + 500]
-                for h, rc in zip(
-                    chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]), strict=False
-                ):
-                    if rc is not None:
-                        if rc.get("transactionHash", h).lower() != h.lower():
-                            raise RuntimeError(f"receipt for {h} names {rc.get('transactionHash')}")
-                        receipts[h] = rc
-            block_nums = {b.number for b in blocks}
-            unseen = sorted({to_int(rc["blockNumber"]) for rc in receipts.values()} - block_nums)
-            for n in unseen:  # included in a block the observer never saw: fetch it; its time is unknown
-                b = rpc.call("eth_getBlockByNumber", [hex(n), False])
-                blocks.append(
-                    BlockObs(
-                        n,
-                        time.time(),
-                        to_int(b["timestamp"]),
-                        to_int(b["gasUsed"]),
-                        to_int(b["gasLimit"]),
-                        tuple(b["transactions"]),
-                        prev_poll_s=last_poll,
-                    )
-                )
-        for t in recs:
-            if t["tx_hash"] in retry and t["tx_hash"] in receipts:
-                t["accepted"] = True
-                t["error"] = f"{t['error']}; included after all (receipt found)"
-        txs = []
-        for t in recs:
-            rc = receipts.get(t["tx_hash"])
-            txs.append(
-                TxObs(
-                    tx_hash=t["tx_hash"],
-                    instance=t["instance"],
-                    submit_s=t["submit_s"],
-                    accepted=bool(t["accepted"]),
-                    error=t["error"],
-                    block_number=to_int(rc["blockNumber"]) if rc else None,
-                    status=to_int(rc["status"]) if rc else None,
-                    gas_used=to_int(rc["gasUsed"]) if rc else None,
-                    gas_limit=t.get("gas_limit"),
-                )
-            )
-        blocks.sort(key=lambda b: b.number)
-        check_receipts(txs)
-        chain = self._chain_record(blocks)
-        run_block_nums = {t.block_number for t in txs if t.block_number is not None}
+        return {"drain_timeout_s": drain_timeout, "drain_timeout_basis": basis, "drain_s": drain_s}
+
+    def _metrics(
+        self,
+        txs: list[TxObs],
+        blocks: list[BlockObs],
+        run_block_nums: set[int],
+        n_unseen: int,
+        drain: dict[str, Any],
+    ) -> dict[str, Any]:
+        """:func:`~harness.chain.metrics.summarize` plus the observer's, the send phase's, the
+        requests', the drain's and (open loop) the schedule's figures."""
+        cfg = self.cfg
         metrics = summarize(txs, blocks)
         uncert = [b.seen_uncertainty_s for b in blocks if b.number in run_block_nums and b.prev_poll_s]
         metrics.update(
             {
-                "blocks_unseen_by_observer": len(unseen),
+                "blocks_unseen_by_observer": n_unseen,
                 "observer_errors": len(self.observer.errors),
                 "observer_failure": self.observer.failure,
                 "observer_polls": self.observer.polls,
@@ -254,79 +226,35 @@ class LoadRun:
                 "request_latency": request_latency(self.results),
                 "swap_gas_limit": self.tx_gas_limit,  # (historical name) the gas limit of every tx
                 "gas_limit_per_tx": self.tx_gas_limit,
-                "drain_timeout_s": drain_timeout,
-                "drain_timeout_basis": basis,
-                "drain_s": drain_s,
+                **drain,
             }
         )
         if cfg.loop == "open":
+            n_recs = sum(len(r["txs"]) for r in self.results)
             metrics.update(
                 {
                     "open_loop_target_tps": cfg.target_tps,
                     "open_loop_max_lag_s": max(r["max_lag_s"] for r in self.results),
                     "open_loop_mean_lag_s": sum(r["mean_lag_s"] * len(r["txs"]) for r in self.results)
-                    / max(1, len(recs)),
+                    / max(1, n_recs),
                     "open_loop_late_txs": sum(r["late_txs"] for r in self.results),
                     "open_loop_late_threshold_s": LATE_S,
                 }
             )
-        result = LoadResult(
-            asdict(cfg),
-            chain,
-            txs,
-            blocks,
-            metrics,
-            [{k: v for k, v in r.items() if k not in ("txs", "request_rtts_s")} for r in self.results],
-        )
-        self.progress(_line(metrics))
+        return metrics
+
+    def _check(self, txs: list[TxObs], run_block_nums: set[int], unseen: list[int]) -> None:
+        """No accepted tx missing (``require_no_missing``); the observer did not fail, miss a run block
+        or see one too late (``strict_observation``)."""
         if self.require_no_missing:
             check_no_missing(accounting(txs))
         if self.strict_observation:
-            self.observer.check(cfg.max_inclusion_uncertainty_s, run_block_nums)
+            self.observer.check(self.cfg.max_inclusion_uncertainty_s, run_block_nums)
             if unseen:
                 raise ObservationError(
                     f"{len(unseen)} block(s) holding run txs were never seen by the observer "
                     f"(inclusion time unknown): {unseen[:10]}"
                 )
-        return result
-
-    def _chain_record(self, blocks: list[BlockObs]) -> dict[str, Any]:
-        """``chain`` of the result: url, chain id, the profile (or 'external' + observed), observed values;
-        on a profiled chain every observed block must carry the profile's gas limit."""
-        info = dict(self.chain_info)
-        limits = sorted({b.gas_limit for b in blocks})
-        seen_gaps = [
-            b2.seen_s - b1.seen_s
-            for b1, b2 in zip(blocks, blocks[1:], strict=False)
-            if b2.number == b1.number + 1
-        ]
-        hdr_gaps = [
-            b2.timestamp - b1.timestamp
-            for b1, b2 in zip(blocks, blocks[1:], strict=False)
-            if b2.number == b1.number + 1
-        ]
-        observed = {
-            "blocks": len(blocks),
-            "block_gas_limits": limits,
-            "block_interval_seen_median_s": statistics.median(seen_gaps) if seen_gaps else None,
-            "block_interval_header_median_s": statistics.median(hdr_gaps) if hdr_gaps else None,
-            "rates_used_for_drain": self.rates,
-        }
-        profile = dict(info.get("profile") or {})
-        if not profile:
-            profile = {"name": "external"}
-        if profile.get("gas_limit"):
-            wrong = [b.number for b in blocks if b.gas_limit != profile["gas_limit"]]
-            if wrong:
-                raise ProfileMismatchError(
-                    f"profile {profile.get('name')} has block gas limit {profile['gas_limit']}, but observed "
-                    f"block(s) {wrong[:10]} carry {sorted({b.gas_limit for b in blocks if b.number in wrong})}"
-                )
-        else:
-            profile.setdefault("observed_gas_limit", limits[-1] if len(limits) == 1 else limits)
-            profile.setdefault("observed_block_time_s", observed["block_interval_header_median_s"])
-        info.update({"url": self.url, "chain_id": self.cid, "profile": profile, "observed": observed})
-        return info
 
     def close(self) -> None:
         if self._observer_started:
@@ -343,6 +271,74 @@ class LoadRun:
             return self.finish()
         finally:
             self.close()
+
+
+# -- finish's steps that need no state of the run ---------------------------------------------------------
+def _fetch_receipts(rpc: Rpc, want: list[str]) -> dict[str, dict[str, Any]]:
+    """The receipts the node has for ``want`` (500 a batch); each must name its own tx."""
+    receipts: dict[str, dict[str, Any]] = {}
+    for i in range(0, len(want), 500):
+        chunk = want[i : i + 500]
+        for h, rc in zip(
+            chunk, rpc.batch([("eth_getTransactionReceipt", [h]) for h in chunk]), strict=False
+        ):
+            if rc is not None:
+                if rc.get("transactionHash", h).lower() != h.lower():
+                    raise RuntimeError(f"receipt for {h} names {rc.get('transactionHash')}")
+                receipts[h] = rc
+    return receipts
+
+
+def _fetch_unseen_blocks(
+    rpc: Rpc, receipts: dict[str, dict[str, Any]], blocks: list[BlockObs], last_poll: float | None
+) -> list[int]:
+    """Append to ``blocks`` every block holding a receipt that the observer never saw (fetched now;
+    its time is unknown; ``prev_poll_s`` = ``last_poll``, the observer's last poll); their numbers,
+    ascending."""
+    block_nums = {b.number for b in blocks}
+    unseen = sorted({to_int(rc["blockNumber"]) for rc in receipts.values()} - block_nums)
+    for n in unseen:  # included in a block the observer never saw: fetch it; its time is unknown
+        b = rpc.call("eth_getBlockByNumber", [hex(n), False])
+        blocks.append(
+            BlockObs(
+                n,
+                time.time(),
+                to_int(b["timestamp"]),
+                to_int(b["gasUsed"]),
+                to_int(b["gasLimit"]),
+                tuple(b["transactions"]),
+                prev_poll_s=last_poll,
+            )
+        )
+    return unseen
+
+
+def _tx_records(
+    recs: list[dict[str, Any]], receipts: dict[str, dict[str, Any]], retry: set[str]
+) -> list[TxObs]:
+    """One :class:`TxObs` per sent tx; a transport-failed tx (``retry``) that has a receipt is
+    marked accepted ("included after all") in ``recs`` first."""
+    for t in recs:
+        if t["tx_hash"] in retry and t["tx_hash"] in receipts:
+            t["accepted"] = True
+            t["error"] = f"{t['error']}; included after all (receipt found)"
+    txs = []
+    for t in recs:
+        rc = receipts.get(t["tx_hash"])
+        txs.append(
+            TxObs(
+                tx_hash=t["tx_hash"],
+                instance=t["instance"],
+                submit_s=t["submit_s"],
+                accepted=bool(t["accepted"]),
+                error=t["error"],
+                block_number=to_int(rc["blockNumber"]) if rc else None,
+                status=to_int(rc["status"]) if rc else None,
+                gas_used=to_int(rc["gasUsed"]) if rc else None,
+                gas_limit=t.get("gas_limit"),
+            )
+        )
+    return txs
 
 
 def run_load(

@@ -1,15 +1,17 @@
-"""The run's result (:class:`LoadResult`) and summaries of the instances' records: per-request reply
-times (:func:`request_latency`), the send window and rate, and the progress lines
-(:func:`stderr_progress`)."""
+"""The run's result (:class:`LoadResult`, its ``chain`` record: :func:`chain_record`) and summaries
+of the instances' records: per-request reply times (:func:`request_latency`), the send window and
+rate, and the progress lines (:func:`stderr_progress`)."""
 
 from __future__ import annotations
 
 import os
+import statistics
 import sys
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from harness.chain.loadgen.config import ProfileMismatchError
 from harness.chain.metrics import BlockObs, TxObs
 
 
@@ -40,6 +42,46 @@ class LoadResult:
             "txs": [asdict(t) for t in self.txs],
         }
 
+
+def chain_record(
+    chain_info: dict[str, Any], url: str, cid: int, rates: dict[str, Any], blocks: list[BlockObs]
+) -> dict[str, Any]:
+    """``chain`` of the result: url, chain id, the profile (or 'external' + observed), observed values;
+    on a profiled chain every observed block must carry the profile's gas limit."""
+    info = dict(chain_info)
+    limits = sorted({b.gas_limit for b in blocks})
+    seen_gaps = [
+        b2.seen_s - b1.seen_s
+        for b1, b2 in zip(blocks, blocks[1:], strict=False)
+        if b2.number == b1.number + 1
+    ]
+    hdr_gaps = [
+        b2.timestamp - b1.timestamp
+        for b1, b2 in zip(blocks, blocks[1:], strict=False)
+        if b2.number == b1.number + 1
+    ]
+    observed = {
+        "blocks": len(blocks),
+        "block_gas_limits": limits,
+        "block_interval_seen_median_s": statistics.median(seen_gaps) if seen_gaps else None,
+        "block_interval_header_median_s": statistics.median(hdr_gaps) if hdr_gaps else None,
+        "rates_used_for_drain": rates,
+    }
+    profile = dict(info.get("profile") or {})
+    if not profile:
+        profile = {"name": "external"}
+    if profile.get("gas_limit"):
+        wrong = [b.number for b in blocks if b.gas_limit != profile["gas_limit"]]
+        if wrong:
+            raise ProfileMismatchError(
+                f"profile {profile.get('name')} has block gas limit {profile['gas_limit']}, but observed "
+                f"block(s) {wrong[:10]} carry {sorted({b.gas_limit for b in blocks if b.number in wrong})}"
+            )
+    else:
+        profile.setdefault("observed_gas_limit", limits[-1] if len(limits) == 1 else limits)
+        profile.setdefault("observed_block_time_s", observed["block_interval_header_median_s"])
+    info.update({"url": url, "chain_id": cid, "profile": profile, "observed": observed})
+    return info
 
 
 def _noop(msg: str) -> None:
