@@ -120,6 +120,8 @@ def measure_ingestion_ceiling(
         finally:
             rpc.call("evm_setIntervalMining", [restore_interval_s])
             for p in ps:
+                if p.pid is None:  # never started (an earlier start failed): nothing to join
+                    continue
                 p.join(timeout=10)
                 if p.is_alive():
                     p.kill()
