@@ -16,12 +16,18 @@ Executors run :func:`train_group` over many groups:
   include_dashboard=False, _node_ip_address="127.0.0.1")``) and shuts it down in :meth:`RayExecutor.close`;
   with ``address`` it connects to a running cluster and leaves it running.
 
+Network: Ray does not keep its servers on loopback. ``ray start --head --node-ip-address 127.0.0.1``
+rewrites the address to the machine's own IP (``services.resolve_ip_for_localhost``), and the GCS and
+raylet listen on all interfaces (measured with ``ss -ltnp``: ``*:<port>``); Ray's token auth (on by default
+when ``~/.ray/auth_token`` exists) is what guards them. Run it only on a trusted network.
+
 Several machines share one cache: every Ray node must see the zoo's cache directory at the SAME path (an
 NFS or other shared mount). The task writes the entries there (tmp file + ``os.replace``, metadata last),
 so the driver only receives a small summary; ``filelock`` locks on the shared mount keep "each model
 trained once" across machines as across processes, provided the file system supports ``fcntl``/``flock``
-locks (NFSv4 does; on one that does not, keep one writer per key by running one driver). Results are
-machine-independent only if every node runs the same torch build with one thread (recorded per entry:
+locks (NFSv4 does; on one that does not, keep one writer per key by running one driver). Each node also
+needs this checkout at the same path (tasks get ``PYTHONPATH`` = the driver's repository root). Results
+are machine-independent only if every node runs the same torch build with one thread (recorded per entry:
 ``torch``, ``threads``, ``trained_by``).
 """
 
@@ -31,6 +37,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from filelock import Timeout
@@ -38,6 +45,7 @@ from filelock import Timeout
 from harness.ml.zoo import ModelConfig, ModelZoo
 
 EXECUTORS = ("local", "ray")
+REPO_ROOT = Path(__file__).resolve().parents[2]
 MAX_GROUP = 16
 
 
@@ -164,14 +172,18 @@ class RayExecutor:
 
         self._ray = ray
         self.address = address or None
+        # Tasks import harness.* from this checkout: every node needs it at the same path (see above).
+        runtime_env = {"env_vars": {"PYTHONPATH": str(REPO_ROOT)}}
         if self.address:
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+            _use_token_auth_if_available()
+            ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False)
             self.started_local = False
         else:
             ray.init(
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,
                 _node_ip_address="127.0.0.1",
+                runtime_env=runtime_env,
                 log_to_driver=False,
             )
             self.started_local = True
@@ -192,6 +204,22 @@ class RayExecutor:
 
     def close(self) -> None:
         self._ray.shutdown()
+
+
+def _use_token_auth_if_available() -> None:
+    """Connect with Ray's token auth when a token exists (``~/.ray/auth_token``) and ``RAY_AUTH_MODE`` is
+    unset: a head started by ``ray start`` enables token auth whenever a token exists, and a driver that
+    does not send it is refused (``InvalidAuthToken``). Ray's own helper, as ``ray.init`` uses it for a
+    local instance; it sets ``RAY_AUTH_MODE=token`` in this process."""
+    if "RAY_AUTH_MODE" in os.environ:
+        return
+    try:
+        from ray._private.authentication.authentication_token_setup import (
+            maybe_enable_token_auth_if_token_available,
+        )
+    except ImportError:  # another Ray version: leave it to Ray's defaults
+        return
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
 
 
 def make_executor(name: str, ray_address: str | None = None) -> LocalExecutor | RayExecutor:
