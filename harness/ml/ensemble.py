@@ -105,11 +105,15 @@ class _Stack:
             )
             for i, (mod, relu, _) in enumerate(layouts)
         ]
-        self.params: list[torch.Tensor] = []  # w0, b0, w1, b1, ...
-        for i in range(len(layouts)):
-            for name in ("weight", "bias"):
-                t = torch.stack([getattr(pm[i][0], name).detach() for pm in per_member]).clone()
-                self.params.append(t.requires_grad_(True))
+        # w0, b0, w1, b1, ...; linear weights stored transposed ([M, in, out], contiguous), so the batched
+        # matmul and its backward need no transposed copies; conv weights as [M, out, in, k]
+        self.params: list[torch.Tensor] = []
+        for i, (mod, _, _) in enumerate(layouts):
+            ws = [pm[i][0].weight.detach() for pm in per_member]
+            if isinstance(mod, nn.Linear):
+                ws = [w.t() for w in ws]
+            self.params.append(torch.stack(ws).contiguous().requires_grad_(True))
+            self.params.append(torch.stack([pm[i][0].bias.detach() for pm in per_member]).requires_grad_(True))
         dt = self.params[0].dtype
         self.lr = torch.tensor([c.lr for c in cfgs], dtype=dt)
         self.momentum = torch.tensor([c.momentum for c in cfgs], dtype=dt)
@@ -136,7 +140,8 @@ class _Stack:
         _, layers = _layout(model)
         with torch.no_grad():
             for i, (mod, _, _) in enumerate(layers):
-                mod.weight.copy_(self.params[2 * i][row])
+                w = self.params[2 * i][row]
+                mod.weight.copy_(w.t() if isinstance(mod, nn.Linear) else w)
                 mod.bias.copy_(self.params[2 * i + 1][row])
 
     # -- forward -----------------------------------------------------------------------------
@@ -147,7 +152,7 @@ class _Stack:
             h = x
             for i, layer in enumerate(self.layers):
                 w, b = self.params[2 * i], self.params[2 * i + 1]
-                h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+                h = torch.baddbmm(b.unsqueeze(1), h, w)
                 if layer.relu:
                     h = F.relu(h)
                 if masks is not None and masks[i] is not None:
@@ -167,7 +172,7 @@ class _Stack:
                 h = h * torch.stack(full, dim=1).reshape(batch, m * c, length)
         feats = h.reshape(batch, m, -1, h.shape[2]).mean(dim=3).transpose(0, 1)  # [M, B, C]
         w, b = self.params[-2], self.params[-1]
-        return torch.baddbmm(b.unsqueeze(1), feats, w.transpose(1, 2))
+        return torch.baddbmm(b.unsqueeze(1), feats, w)
 
     def draw_masks(self, gens: list[torch.Generator], batch: int, features: int) -> list | None:
         """Dropout masks per layer and member, drawn as nn.Dropout draws them (shape, order, scaling)."""
@@ -180,7 +185,7 @@ class _Stack:
         for i, _layer in enumerate(self.layers):
             w = self.params[2 * i]
             if self.arch == "mlp":
-                shapes.append((batch, int(w.shape[1])))
+                shapes.append((batch, int(w.shape[2])))
             else:
                 shapes.append((batch, int(w.shape[1]), features))
         for i, layer in enumerate(self.layers):
@@ -196,20 +201,22 @@ class _Stack:
     # -- optimiser ---------------------------------------------------------------------------
     @torch.no_grad()
     def step(self) -> None:
+        """One optimiser step for every member; in-place, fused where torch allows (no full-size temporaries
+        in SGD: the per-member lr/momentum/weight decay broadcast from [M, 1, ...] views)."""
         self.step_count += 1
         first = not self.state
         for k, p in enumerate(self.params):
             g = p.grad
             shape = (-1,) + (1,) * (p.dim() - 1)
-            lr, mom, wd = self.lr.view(shape), self.momentum.view(shape), self.wd.view(shape)
-            g = torch.addcmul(g, wd, p)  # grad + weight_decay * param (torch: d_p.add(param, alpha=wd))
+            neg_lr, mom, wd = -self.lr.view(shape), self.momentum.view(shape), self.wd.view(shape)
+            if bool((self.wd != 0).any()):
+                g.addcmul_(wd, p)  # grad + weight_decay * param (torch: d_p.add(param, alpha=wd))
             if self.optimizer == "sgd":
                 if first:
                     self.state.append([g.clone()])
                 else:
-                    buf = self.state[k][0]
-                    buf.mul_(mom).add_(g)
-                p.sub_(lr * self.state[k][0])
+                    self.state[k][0].mul_(mom).add_(g)
+                p.addcmul_(neg_lr, self.state[k][0])
             else:
                 b1, b2 = ADAM_BETAS
                 if first:
@@ -220,7 +227,7 @@ class _Stack:
                 bc1 = 1 - b1**self.step_count
                 bc2_sqrt = (1 - b2**self.step_count) ** 0.5
                 denom = (exp_avg_sq.sqrt() / bc2_sqrt).add_(ADAM_EPS)
-                p.sub_((lr / bc1) * (exp_avg / denom))
+                p.addcmul_(neg_lr / bc1, exp_avg / denom)
             p.grad = None
 
 
