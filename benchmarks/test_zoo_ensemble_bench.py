@@ -78,7 +78,8 @@ GROUPS = {
     "mlp-wide": Group("mlp", 256, 3, 32, MLP_MEMBERS),
     "cnn": Group("cnn1d", 32, 3, 32, CNN_MEMBERS),
 }
-SPEEDUPS: dict[str, float] = {}
+SPEEDUPS: dict[str, float] = {}  # wall-clock ratio per group, filled by test_speedup
+SPEEDUPS_CPU: dict[str, float] = {}  # CPU-seconds ratio per group
 
 
 def _class_of(cfg: ModelConfig) -> str:
@@ -113,24 +114,41 @@ def _setup(group: Group) -> tuple[Callable[[], list], Callable[[], list]]:
     return per_model, ensemble
 
 
-def _best_of(fn: Callable[[], object], rounds: int) -> float:
+def _best_of(fn: Callable[[], object], rounds: int, cpu: list[float] | None = None) -> float:
+    """Best wall seconds of ``rounds`` calls; each call's CPU seconds (this process) appended to ``cpu``."""
     times = []
     for _ in range(rounds):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        if cpu is not None:
+            cpu.append(time.process_time() - c0)
     return min(times)
+
+
+def _cpu_timed(fn: Callable[[], list], cpu: list[float]) -> Callable[[], list]:
+    def run() -> list:
+        c0 = time.process_time()
+        out = fn()
+        cpu.append(time.process_time() - c0)
+        return out
+
+    return run
 
 
 @pytest.mark.parametrize("name", list(GROUPS))
 def test_speedup(benchmark, name):
     group = GROUPS[name]
     per_model, ensemble = _setup(group)
-    per_s = _best_of(per_model, ROUNDS)
-    results = benchmark.pedantic(ensemble, rounds=ROUNDS, iterations=1)
+    per_cpu: list[float] = []
+    ens_cpu: list[float] = []
+    per_s = _best_of(per_model, ROUNDS, per_cpu)
+    results = benchmark.pedantic(_cpu_timed(ensemble, ens_cpu), rounds=ROUNDS, iterations=1)
     ens_s = benchmark.stats.stats.min if benchmark.stats is not None else _best_of(ensemble, ROUNDS)
     n = len(group.members)
     speedup = per_s / ens_s
+    cpu_speedup = min(per_cpu) / min(ens_cpu)  # less sensitive to the other load on the machine
+    SPEEDUPS_CPU[name] = cpu_speedup
     SPEEDUPS[name] = speedup
     benchmark.extra_info.update(
         group=f"{group.arch} w{group.width} d{group.depth} b{group.batch_size}",
@@ -141,9 +159,15 @@ def test_speedup(benchmark, name):
         per_model_models_per_hour=n * 3600 / per_s,
         ensemble_models_per_hour=n * 3600 / ens_s,
         speedup_models_per_hour=speedup,
+        per_model_cpu_s=min(per_cpu),
+        ensemble_cpu_s=min(ens_cpu),
+        speedup_cpu=cpu_speedup,
         load_average=os.getloadavg(),
     )
-    print(f"\n{name}: {n} members x {EPOCHS} epochs: per-model {per_s:.2f} s, ensemble {ens_s:.2f} s, x{speedup:.2f}")
+    print(
+        f"\n{name}: {n} members x {EPOCHS} epochs: per-model {per_s:.2f} s ({min(per_cpu):.2f} CPU s), "
+        f"ensemble {ens_s:.2f} s ({min(ens_cpu):.2f} CPU s): x{speedup:.2f} wall, x{cpu_speedup:.2f} CPU"
+    )
     assert len(results) == n and all(r.epochs == EPOCHS for r in results)
 
 
@@ -172,15 +196,18 @@ def test_overall_weighted_speedup(benchmark):
     total = sum(seconds.values())
     shares = {g: s / total for g, s in seconds.items()}
     overall = 1.0 / sum(shares[g] / SPEEDUPS[g] for g in GROUPS)
+    overall_cpu = 1.0 / sum(shares[g] / SPEEDUPS_CPU[g] for g in GROUPS)
     benchmark.extra_info.update(
         shares=shares,
         per_epoch_costs_s={"-".join(map(str, k)): v for k, v in costs.items()},
         speedups=dict(SPEEDUPS),
         speedup_models_per_hour=overall,
+        speedups_cpu=dict(SPEEDUPS_CPU),
+        speedup_cpu=overall_cpu,
         assumption="equal epochs per model across the paper grid",
         load_average=os.getloadavg(),
     )
-    print(f"\nshares {shares}\nspeedups {SPEEDUPS}\noverall x{overall:.2f}")
+    print(f"\nshares {shares}\nspeedups {SPEEDUPS}\noverall x{overall:.2f} wall, x{overall_cpu:.2f} CPU")
 
 
 def test_smoke_grid_equivalence(benchmark):
@@ -207,7 +234,8 @@ def test_smoke_grid_equivalence(benchmark):
             out.update({c.key(): r for c, r in zip(g, res, strict=True)})
         return out
 
-    got = benchmark.pedantic(run, rounds=1, iterations=1)
+    ens_cpu: list[float] = []
+    got = benchmark.pedantic(_cpu_timed(run, ens_cpu), rounds=1, iterations=1)
     rows = []
     for c in cfgs:
         r, g = reference[c.key()], got[c.key()]
@@ -234,6 +262,7 @@ def test_smoke_grid_equivalence(benchmark):
         median_abs_loss_diff=statistics.median(row["abs_diff"] for row in rows),
         per_model_training_s=per_model_s,
         ensemble_training_s=ensemble_s,
+        ensemble_training_cpu_s=ens_cpu[0],
         load_average=os.getloadavg(),
     )
     for row in rows:
