@@ -18,8 +18,9 @@ Executors run :func:`train_group` over many groups:
 
 Network: Ray does not keep its servers on loopback. ``ray start --head --node-ip-address 127.0.0.1``
 rewrites the address to the machine's own IP (``services.resolve_ip_for_localhost``), and the GCS and
-raylet listen on all interfaces (measured with ``ss -ltnp``: ``*:<port>``); Ray's token auth (on by default
-when ``~/.ray/auth_token`` exists) is what guards them. Run it only on a trusted network.
+raylet listen on all interfaces (measured with ``ss -ltnp``: ``*:<port>``). Ray's token auth guards them
+only when ``~/.ray/auth_token`` exists (a local ``ray.init`` writes one; ``ray start --head`` in a HOME
+without one runs unauthenticated). Run it only on a trusted network.
 
 Several machines share one cache: every Ray node must see the zoo's cache directory at the SAME path (an
 NFS or other shared mount). The task writes the entries there (tmp file + ``os.replace``, metadata last),
