@@ -19,7 +19,7 @@ from harness.ml.training import TrainConfig, train
 torch.set_num_threads(1)
 
 # One epoch of 1500 digits in batches of 64 (24 steps): the two trainers sum in different orders, so
-# parameters differ by float rounding only (measured max |dp| 3e-7 across these cases).
+# parameters differ by float rounding only (measured: MLPs bit-identical, CNNs max |dp| 1.3e-6 across these cases).
 PARAM_ATOL = 1e-5
 LOSS_ATOL = 1e-5
 
