@@ -21,6 +21,16 @@ list and train disjoint models in parallel.
 Every training, cache hit and corrupted entry is appended to ``zoo-log.jsonl``
 in the cache directory (one JSON object per line: event, key, pid, worker,
 seconds), which is how a run proves each model was trained once.
+
+Trainers: ``ModelZoo(..., trainer="per-model")`` (the default) trains each
+model alone with :func:`harness.ml.training.train` and keys entries by
+:meth:`ModelConfig.key`, unchanged. ``trainer="ensemble"`` trains models with
+the vectorized trainer of :mod:`harness.ml.ensemble` (groups are formed by
+:mod:`harness.ml.executors`); its entries are keyed by :func:`ensemble_key`
+(the config key's payload plus the trainer's name and version) and live in
+the subdirectory ``trainer-ensemble-v<N>`` of the cache directory, so every
+cache derived from ``zoo.cache_dir`` (measures, sweeps) is separate from the
+per-model trainer's too.
 """
 
 from __future__ import annotations
@@ -41,6 +51,7 @@ import torch
 from filelock import FileLock, Timeout
 from torch import nn
 
+from harness.ml import ensemble
 from harness.ml.data import Dataset, load_dataset
 from harness.ml.models import build_model
 from harness.ml.training import TrainConfig, TrainResult, train
@@ -49,6 +60,10 @@ ZOO_FORMAT = 1  # bump when the entry layout or training semantics change (chang
 DROPOUT_RNG_FORMAT = (
     1  # dropout masks seeded from the config seed (training.dropout_seed); dropout>0 keys only
 )
+
+
+TRAINERS = ("per-model", ensemble.TRAINER_NAME)
+DEFAULT_TRAINER = "per-model"
 
 
 class CacheCorruptionWarning(UserWarning):
@@ -104,11 +119,14 @@ class ModelConfig:
         (before, the masks depended on whatever state the process's global RNG was in). Configs without
         dropout draw nothing from the global RNG, train identically, and keep their keys.
         """
+        return _digest(self.key_body())
+
+    def key_body(self) -> dict[str, Any]:
+        """The JSON object :meth:`key` hashes (format version, canonical config, dropout RNG format)."""
         body: dict[str, Any] = {"format": ZOO_FORMAT, **self.canonical()}
         if self.dropout > 0:
             body["train_rng"] = DROPOUT_RNG_FORMAT
-        payload = json.dumps(body, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(payload.encode()).hexdigest()
+        return body
 
     def short(self) -> str:
         return (
@@ -148,6 +166,26 @@ class ModelConfig:
                 f"unknown ModelConfig field(s) {unknown}; known: {sorted(f.name for f in fields(cls))}"
             )
         return cls(**d)
+
+
+def _digest(body: dict[str, Any]) -> str:
+    payload = json.dumps(body, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def ensemble_key(cfg: ModelConfig) -> str:
+    """Cache key of ``cfg`` trained by the ensemble trainer: :meth:`ModelConfig.key`'s payload plus
+    ``trainer`` and ``trainer_version`` (:data:`harness.ml.ensemble.TRAINER_VERSION`)."""
+    return _digest(
+        {**cfg.key_body(), "trainer": ensemble.TRAINER_NAME, "trainer_version": ensemble.TRAINER_VERSION}
+    )
+
+
+def trainer_subdir(trainer: str) -> str:
+    """Subdirectory of the cache root holding ``trainer``'s entries ("" for the per-model trainer)."""
+    if trainer not in TRAINERS:
+        raise ValueError(f"unknown zoo trainer {trainer!r}: expected one of {TRAINERS}")
+    return "" if trainer == DEFAULT_TRAINER else f"trainer-{trainer}-v{ensemble.TRAINER_VERSION}"
 
 
 CONFIG_FIELDS = tuple(f.name for f in fields(ModelConfig))
@@ -266,8 +304,16 @@ def _atomic_write(path: Path, data: bytes) -> None:
 class ModelZoo:
     """On-disk cache of trained models keyed by :meth:`ModelConfig.key` (see the module docstring)."""
 
-    def __init__(self, cache_dir: str | os.PathLike, worker: str = "", threads: int | None = 1):
-        self.cache_dir = Path(cache_dir)
+    def __init__(
+        self,
+        cache_dir: str | os.PathLike,
+        worker: str = "",
+        threads: int | None = 1,
+        trainer: str = DEFAULT_TRAINER,
+    ):
+        self.root_dir = Path(cache_dir)
+        self.trainer = trainer
+        self.cache_dir = self.root_dir / trainer_subdir(trainer)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         (self.cache_dir / "locks").mkdir(exist_ok=True)
         self.worker = worker or os.environ.get("PYTEST_XDIST_WORKER", "main")
@@ -277,6 +323,10 @@ class ModelZoo:
         self.corrupted = 0
 
     # -- paths -------------------------------------------------------------------------------
+    def entry_key(self, cfg: ModelConfig) -> str:
+        """The key ``cfg``'s entry is stored under by this zoo's trainer."""
+        return cfg.key() if self.trainer == DEFAULT_TRAINER else ensemble_key(cfg)
+
     def weights_path(self, key: str) -> Path:
         return self.cache_dir / f"{key}.pt"
 
@@ -356,6 +406,8 @@ class ModelZoo:
     def _train_and_store(
         self, cfg: ModelConfig, key: str, progress: Callable[[str], None] | None
     ) -> TrainedModel:
+        if self.trainer != DEFAULT_TRAINER:
+            return self.train_entries([cfg], progress)[0]
         if self.threads is not None and torch.get_num_threads() != self.threads:
             torch.set_num_threads(self.threads)
         data = cfg.load_data()
@@ -368,6 +420,67 @@ class ModelZoo:
         result = train(
             model, data, cfg.train_config(), seed=cfg.seed, progress=on_epoch if progress else None
         )
+        return self._store(cfg, key, model, result, progress)
+
+    def train_entries(
+        self, cfgs: Sequence[ModelConfig], progress: Callable[[str], None] | None = None
+    ) -> list[TrainedModel]:
+        """Train ``cfgs`` now and store their entries; the caller holds their locks.
+
+        With the ensemble trainer the configs train as ONE ensemble: they must share data, architecture,
+        batch size and optimizer (see :func:`harness.ml.executors.group_configs`); configs with a
+        ``time_cap_s`` fall back to the per-model trainer (still stored under their ensemble key, with
+        ``trainer`` recorded as "per-model" in the entry's metadata). With the per-model trainer they
+        train one by one.
+        """
+        cfgs = list(cfgs)
+        if self.trainer == DEFAULT_TRAINER:
+            return [self._train_and_store(c, self.entry_key(c), progress) for c in cfgs]
+        if self.threads is not None and torch.get_num_threads() != self.threads:
+            torch.set_num_threads(self.threads)
+        out: list[TrainedModel] = []
+        capped = [c for c in cfgs if c.time_cap_s is not None]
+        for c in capped:
+            data = c.load_data()
+            model = c.build(data)
+            result = train(model, data, c.train_config(), seed=c.seed)
+            out.append(self._store(c, self.entry_key(c), model, result, progress, {"trainer": DEFAULT_TRAINER}))
+        group = [c for c in cfgs if c.time_cap_s is None]
+        if not group:
+            return out
+        data = group[0].load_data()
+        models = [c.build(data) for c in group]
+
+        def on_check(member: int, epoch: int, loss: float) -> None:
+            if progress is not None:
+                progress(f"[{self.worker}] {group[member].short()}: epoch {epoch} train CE {loss:.4f}")
+
+        results = ensemble.train_ensemble(
+            models,
+            data,
+            [c.train_config() for c in group],
+            [c.seed for c in group],
+            progress=on_check if progress else None,
+        )
+        extra = {
+            "trainer": ensemble.TRAINER_NAME,
+            "trainer_version": ensemble.TRAINER_VERSION,
+            "group_size": len(group),
+        }
+        for c, m, r in zip(group, models, results, strict=True):
+            out.append(self._store(c, self.entry_key(c), m, r, progress, extra))
+        order = {id(c): i for i, c in enumerate(cfgs)}
+        return sorted(out, key=lambda tm: order[id(tm.config)])
+
+    def _store(
+        self,
+        cfg: ModelConfig,
+        key: str,
+        model: nn.Module,
+        result: TrainResult,
+        progress: Callable[[str], None] | None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> TrainedModel:
         model.eval()
         buf = io.BytesIO()
         torch.save(model.state_dict(), buf)
@@ -382,6 +495,7 @@ class ModelZoo:
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
             "trained_by": self.worker,
+            **(extra_meta or {}),
         }
         _atomic_write(self.meta_path(key), json.dumps(meta, indent=1, sort_keys=True).encode())
         self.trained += 1
@@ -394,6 +508,10 @@ class ModelZoo:
             )
         return TrainedModel(model, cfg, result, cache_hit=False, key=key)
 
+    def lookup(self, cfg: ModelConfig) -> TrainedModel | None:
+        """``cfg``'s committed entry, or None (missing, being written, or bad: :meth:`get` judges those)."""
+        return self._load(cfg, self.entry_key(cfg), judge=False)
+
     def get(
         self, cfg: ModelConfig, progress: Callable[[str], None] | None = None, blocking: bool = True
     ) -> TrainedModel | None:
@@ -401,7 +519,7 @@ class ModelZoo:
 
         With ``blocking=False`` returns None when another process holds the key's lock.
         """
-        key = cfg.key()
+        key = self.entry_key(cfg)
         found = self._load(cfg, key, judge=False)
         if found is not None:
             self.hits += 1

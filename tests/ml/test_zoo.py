@@ -156,3 +156,70 @@ def test_dropout_free_keys_are_unchanged_and_dropout_keys_carry_the_rng_format()
     assert plain.key() == old_key(plain)  # cached dropout-free models stay valid
     with_dropout = ModelConfig(**{**TINY, "dropout": 0.2})
     assert with_dropout.key() != old_key(with_dropout)  # their old, unseeded-mask entries are not reused
+
+
+def test_per_model_keys_are_pinned_byte_for_byte():
+    """The default (per-model) trainer's cache keys must not move: the shared model cache depends on them."""
+    from harness.ml import profiles
+
+    assert ModelConfig(**TINY).key() == "3b7c80f27475a8940fc3f8892b8b68ff11528371a5b02741118a7263349307d4"
+    assert (
+        ModelConfig(**{**TINY, "dropout": 0.2}).key()
+        == "d3a79505d11daa25cca05c871bfbf39803066aed4b400079304dde9263da98d2"
+    )
+    first = profiles.SMOKE_GRID.configs()[0]
+    assert first.short() == "mlp w64 d2 sgd lr0.01 wd0 b32 s0"
+    assert first.key() == "797ff8c51ff2de8416553587d8d8750732e498e4244fa790b277472df463f81c"
+
+
+def test_default_zoo_stores_under_the_config_key_with_unchanged_metadata(tmp_path):
+    zoo = ModelZoo(tmp_path)
+    cfg = ModelConfig(**TINY)
+    assert zoo.trainer == "per-model" and zoo.cache_dir == tmp_path and zoo.entry_key(cfg) == cfg.key()
+    tm = zoo.get(cfg)
+    assert tm.key == cfg.key() and zoo.meta_path(cfg.key()).parent == tmp_path
+    meta = json.loads(zoo.meta_path(cfg.key()).read_text())
+    assert sorted(meta) == [
+        "config", "format", "key", "result", "threads", "torch", "trained_by", "weights_sha256",
+    ]
+
+
+def test_ensemble_zoo_keys_carry_the_trainer_and_live_in_their_own_directory(tmp_path):
+    from harness.ml import ensemble
+    from harness.ml.zoo import ensemble_key
+
+    cfg = ModelConfig(**TINY)
+    zoo = ModelZoo(tmp_path, trainer="ensemble")
+    key = zoo.entry_key(cfg)
+    assert key == ensemble_key(cfg) != cfg.key()
+    assert zoo.cache_dir == tmp_path / f"trainer-ensemble-v{ensemble.TRAINER_VERSION}"
+    tm = zoo.get(cfg)  # a group of one
+    assert not tm.cache_hit and tm.key == key and zoo.meta_path(key).is_file()
+    meta = json.loads(zoo.meta_path(key).read_text())
+    assert (meta["trainer"], meta["trainer_version"], meta["group_size"]) == ("ensemble", 1, 1)
+    assert ModelZoo(tmp_path, trainer="ensemble").get(cfg).cache_hit
+    assert not (tmp_path / f"{cfg.key()}.json").exists()  # nothing written under the per-model key
+    with pytest.raises(ValueError, match="unknown zoo trainer"):
+        ModelZoo(tmp_path, trainer="vmap")
+
+
+def test_group_training_writes_the_entries_get_would_and_trains_each_once(tmp_path):
+    from harness.ml.executors import LocalExecutor, group_configs, pretrain
+
+    cfgs = [ModelConfig(**{**TINY, "lr": lr, "seed": s}) for lr in (0.05, 0.1) for s in (0, 1)]
+    cfgs.append(ModelConfig(**{**TINY, "width": 4}))  # another shape: its own group
+    groups = group_configs(cfgs)
+    assert [len(g) for g in groups] == [4, 1]
+    zoo = ModelZoo(tmp_path, trainer="ensemble")
+    outcomes = pretrain(zoo, cfgs, LocalExecutor())
+    assert sorted(k for o in outcomes for k in o.trained) == sorted(zoo.entry_key(c) for c in cfgs)
+    again = ModelZoo(tmp_path, trainer="ensemble")
+    assert pretrain(again, cfgs, LocalExecutor()) == []  # nothing pending
+    tms = again.get_many(cfgs)
+    assert all(tm.cache_hit for tm in tms)
+    summary = log_summary(again.read_log())
+    assert summary["trained"] == 5 and summary["trained_more_than_once"] == []
+    # the grouped member equals the same config trained alone by the ensemble trainer (MLPs: bitwise)
+    alone = ModelZoo(tmp_path / "alone", trainer="ensemble").get(cfgs[2])
+    for p, q in zip(alone.model.parameters(), tms[2].model.parameters(), strict=True):
+        assert torch.equal(p, q)
