@@ -16,11 +16,16 @@ Executors run :func:`train_group` over many groups:
   include_dashboard=False, _node_ip_address="127.0.0.1")``) and shuts it down in :meth:`RayExecutor.close`;
   with ``address`` it connects to a running cluster and leaves it running.
 
-Network: Ray does not keep its servers on loopback. ``ray start --head --node-ip-address 127.0.0.1``
-rewrites the address to the machine's own IP (``services.resolve_ip_for_localhost``), and the GCS and
-raylet listen on all interfaces (measured with ``ss -ltnp``: ``*:<port>``). Ray's token auth guards them
-only when ``~/.ray/auth_token`` exists (a local ``ray.init`` writes one; ``ray start --head`` in a HOME
-without one runs unauthenticated). Run it only on a trusted network.
+Network: by default Ray does not keep its servers on loopback: ``ray start --head --node-ip-address
+127.0.0.1`` rewrites the address to the machine's own IP (``services.resolve_ip_for_localhost`` ->
+``get_node_ip_address``), and the GCS and raylet then listen on all interfaces (measured with ``ss -ltnp``:
+``*:<port>``). With ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (``LOOPBACK_ENV``) ``get_node_ip_address``
+returns 127.0.0.1, and every Ray socket stays on loopback (measured during the test: no listener off
+127.0.0.1, no connection to the machine's own address). A local instance started here always sets it; a
+single-machine head you start yourself should too; a real multi-machine cluster cannot (its nodes must
+reach each other), so run one only on a trusted network. Ray's token auth guards it only when
+``~/.ray/auth_token`` exists (a local ``ray.init`` writes one; ``ray start --head`` in a HOME without one
+runs unauthenticated).
 
 Several machines share one cache: every Ray node must see the zoo's cache directory at the SAME path (an
 NFS or other shared mount). The task writes the entries there (tmp file + ``os.replace``, metadata last),
@@ -44,6 +49,19 @@ from typing import Any
 from filelock import Timeout
 
 from harness.ml.zoo import ModelConfig, ModelZoo
+
+#: keeps a single-machine Ray instance on loopback (see the module docstring)
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def keep_ray_on_loopback() -> None:
+    """Make this process (and the Ray processes it starts, through the environment) resolve the node
+    address to 127.0.0.1. Ray reads the variable into a module constant at import, so that constant is set
+    too (this process may have imported ray already)."""
+    os.environ.update(LOOPBACK_ENV)
+    import ray._private.ray_constants as ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 EXECUTORS = ("local", "ray")
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +198,7 @@ class RayExecutor:
             ray.init(address=self.address, runtime_env=runtime_env, log_to_driver=False)
             self.started_local = False
         else:
+            keep_ray_on_loopback()  # every Ray socket on 127.0.0.1 (module docstring)
             ray.init(
                 num_cpus=num_cpus or os.cpu_count() or 1,
                 include_dashboard=False,

@@ -23,7 +23,14 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from harness.ml.executors import LocalExecutor, RayExecutor, group_configs, pretrain  # noqa: E402
+from harness.ml.executors import (  # noqa: E402
+    LOOPBACK_ENV,
+    LocalExecutor,
+    RayExecutor,
+    group_configs,
+    keep_ray_on_loopback,
+    pretrain,
+)
 from harness.ml.zoo import ModelConfig, ModelZoo  # noqa: E402
 
 TINY = dict(dataset="digits", width=8, depth=1, lr=0.05, batch_size=128, max_epochs=2, target_train_loss=0.01)
@@ -61,7 +68,9 @@ def ray_head() -> Iterator[str]:
         str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port),
         "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", temp,
     ]
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **LOOPBACK_ENV}  # every Ray socket on 127.0.0.1
+    saved_env = {k: os.environ.get(k) for k in LOOPBACK_ENV}
+    keep_ray_on_loopback()  # the driver (this process) resolves the head's address the same way
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
     try:
@@ -88,6 +97,11 @@ def ray_head() -> Iterator[str]:
         except ProcessLookupError:
             pass
         proc.wait(timeout=10)
+        for k, v in saved_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
         shutil.rmtree(temp, ignore_errors=True)
         os.environ.pop("RAY_AUTH_MODE", None)
         if auth_mode is not None:
