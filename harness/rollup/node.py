@@ -382,7 +382,9 @@ class Node:
             "blockTags": {"safe": p.tag_block("safe"), "finalized": p.tag_block("finalized")},
             "uptime_s": time.time() - self.started_at, "dataDir": str(self.cfg.data_dir),
             "genesisRoot": self.db.get_meta("genesis_root"),
-            "l2EngineUrl": self.engine.url, "proverEngineUrl": p.prover_engine.url if p.prover_engine else None,
+            # no engine URL is published: the engines take any tx and cheat method from whoever reaches them,
+            # around the sequencer's WAL (they listen on OS-assigned 127.0.0.1 ports known only to this process)
+            "rpc": self.rpc.stats() if self.rpc is not None else None,
         }
 
 

@@ -13,6 +13,14 @@ the node's block tracker records the block, i.e. at soft finality) and ``logs`` 
 ``{"jsonrpc": "2.0", "method": "eth_subscription", "params": {"subscription": ID, "result": ...}}``.
 Messages on one connection are answered in the order they arrive (so one sender's nonces stay in order);
 notifications are sent in block order.
+
+Limits (a slow or hostile client costs a coroutine, never a thread, and cannot starve the others):
+``IDLE_TIMEOUT_S`` closes an idle keep-alive connection; a request body must arrive within
+``READ_TIMEOUT_S`` (else 408 and the connection is closed); at most ``MAX_CONNECTIONS`` connections are
+served at once (further ones are closed at once: a client sees a reset and retries), at most
+``MAX_INFLIGHT`` requests are dispatched at once on ``DISPATCH_THREADS`` threads (the rest wait their
+turn); a WebSocket client that lets ``MAX_OUTBOX`` messages pile up unsent is disconnected. The
+sequencer bounds the lock time of one request (it takes a large batch in chunks).
 """
 
 from __future__ import annotations
@@ -35,6 +43,14 @@ log = logging.getLogger("rollup.rpc")
 
 #: worker threads for blocking dispatch (bounded concurrency: further requests wait their turn)
 DISPATCH_THREADS = 32
+#: requests dispatched at once (over all connections); the rest wait on a semaphore, not on a thread
+MAX_INFLIGHT = 256
+#: connections served at once; a connection beyond it is closed at accept
+MAX_CONNECTIONS = 1024
+#: an idle keep-alive connection is closed after this many seconds
+IDLE_TIMEOUT_S = 30.0
+#: a request body must arrive within this many seconds of its headers
+READ_TIMEOUT_S = 30.0
 #: a WebSocket client that lets this many notifications pile up unsent is disconnected
 MAX_OUTBOX = 10_000
 JSON_HEADERS = {"Content-Type": "application/json"}
@@ -42,6 +58,13 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 def _dumps(payload: Any) -> str:
     return json.dumps(payload, separators=(",", ":"))
+
+
+class _Refuse(asyncio.Protocol):
+    """The connection over the cap: reset at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.abort()
 
 
 class _WsConn:
@@ -92,6 +115,9 @@ class RpcServer:
         self._next_sub = int.from_bytes(os.urandom(4), "big")
         self._ready = threading.Event()
         self._start_error: BaseException | None = None
+        self._inflight: asyncio.Semaphore | None = None
+        self.refused_connections = 0
+        self.read_timeouts = 0
 
     @property
     def port(self) -> int:
@@ -104,6 +130,16 @@ class RpcServer:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
+
+    def stats(self) -> dict[str, Any]:
+        """The transport's counters and limits (for rollup_status)."""
+        server = self._runner.server if self._runner is not None else None
+        return {"connections": len(server._connections) if server is not None else 0,  # noqa: SLF001
+                "websocketClients": len(self._conns), "refusedConnections": self.refused_connections,
+                "readTimeouts": self.read_timeouts,
+                "limits": {"maxConnections": MAX_CONNECTIONS, "maxInflight": MAX_INFLIGHT,
+                           "dispatchThreads": DISPATCH_THREADS, "idleTimeout_s": IDLE_TIMEOUT_S,
+                           "readTimeout_s": READ_TIMEOUT_S, "maxBodyBytes": MAX_BODY_BYTES}}
 
     # -- lifecycle -------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -126,11 +162,20 @@ class RpcServer:
     async def _setup(self) -> None:
         app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
         app.router.add_route("*", "/{tail:.*}", self._http)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(app, access_log=None, handle_signals=False, keepalive_timeout=IDLE_TIMEOUT_S)
         await self._runner.setup()
-        await web.SockSite(self._runner, self.sock).start()
+        server = self._runner.server
+
+        def protocol():  # per accepted connection: aiohttp's handler, or a reset beyond MAX_CONNECTIONS
+            if len(server._connections) >= MAX_CONNECTIONS:  # noqa: SLF001 - aiohttp keeps no public count
+                self.refused_connections += 1
+                return _Refuse()
+            return server()
+
+        self._tcp_server = await self.loop.create_server(protocol, sock=self.sock)
+        self._inflight = asyncio.Semaphore(MAX_INFLIGHT)
         self._blocks = asyncio.Queue()
-        self.loop.create_task(self._notify_blocks())
+        self._notify_task = self.loop.create_task(self._notify_blocks())
 
     def stop(self) -> None:
         if self.thread is None:
@@ -140,8 +185,14 @@ class RpcServer:
         async def shutdown() -> None:
             for c in list(self._conns):
                 c.outbox.put_nowait(None)
+            if getattr(self, "_tcp_server", None) is not None:
+                self._tcp_server.close()
             if self._runner is not None:
                 await self._runner.cleanup()
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
         try:
             asyncio.run_coroutine_threadsafe(shutdown(), self.loop).result(10)
@@ -149,6 +200,8 @@ class RpcServer:
             log.exception("rpc server shutdown")
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
+        if not self.thread.is_alive():
+            self.loop.close()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.sock.close()
 
@@ -163,10 +216,14 @@ class RpcServer:
             return web.Response(status=413, headers={**JSON_HEADERS, "Connection": "close"},
                                 text=_dumps(_err(None, -32600, f"body must be 0..{MAX_BODY_BYTES} bytes")))
         try:
-            body = await request.read()
+            body = await asyncio.wait_for(request.read(), READ_TIMEOUT_S)
         except web.HTTPRequestEntityTooLarge:
             return web.Response(status=413, headers={**JSON_HEADERS, "Connection": "close"},
                                 text=_dumps(_err(None, -32600, f"body must be 0..{MAX_BODY_BYTES} bytes")))
+        except TimeoutError:
+            self.read_timeouts += 1
+            return web.Response(status=408, headers={**JSON_HEADERS, "Connection": "close"},
+                                text=_dumps(_err(None, -32600, f"request body not received within {READ_TIMEOUT_S:g} s")))
         reply = await self._dispatch(body)
         if reply is None:  # notifications only: nothing to say
             return web.Response(status=204)
@@ -174,7 +231,8 @@ class RpcServer:
 
     async def _dispatch(self, body: bytes | str, extra: dict | None = None) -> Any:
         try:
-            return await self.loop.run_in_executor(self.pool, self.dispatcher.handle_body, body, extra)
+            async with self._inflight:
+                return await self.loop.run_in_executor(self.pool, self.dispatcher.handle_body, body, extra)
         except Exception as e:  # noqa: BLE001 - last line of defence
             log.exception("internal error")
             return _err(None, -32603, f"internal error: {type(e).__name__}")

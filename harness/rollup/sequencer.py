@@ -23,6 +23,8 @@ from harness.rollup.merkle import keccak
 from harness.rollup.store import REC_TX, TxWal
 
 MAX_TX_BYTES = 128 * 1024
+#: txs checked and logged per hold of the sequencer lock (a 5,000-tx batch no longer holds it for seconds)
+LOCK_CHUNK = 256
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
@@ -144,37 +146,18 @@ class Sequencer:
             except TxRejected as e:
                 results[i] = e
         ok: list[tuple[int, DecodedTx]] = []
-        pending = None
-        with self._lock:
-            for i, tx in decoded:
-                try:
-                    if tx.hash in self.raw_by_hash:
-                        raise TxRejected(f"already known: {tx.hash}")
-                    expected = self._expected_nonce(tx.sender)
-                    if tx.nonce < expected:
-                        raise TxRejected(f"nonce too low: next nonce {expected}, tx nonce {tx.nonce}")
-                    if tx.nonce > expected:
-                        raise TxRejected(f"nonce too high: next nonce {expected}, tx nonce {tx.nonce} (gaps refused)")
-                    self._next_nonce[tx.sender] = expected + 1
-                    self.raw_by_hash[tx.hash] = tx.raw
-                    ok.append((i, tx))
-                except TxRejected as e:
-                    results[i] = e
-                except Exception as e:  # noqa: BLE001 - e.g. engine unreachable while reading a nonce
-                    results[i] = TxRejected(f"sequencer error: {e}")
-            if ok:  # queued in nonce order; the fsync is awaited outside the lock
-                try:
-                    pending = self.wal.enqueue(REC_TX, [tx.raw for _, tx in ok])
-                except Exception as e:  # noqa: BLE001
-                    self._unreserve(ok, results, f"not accepted: write-ahead log failed: {e}")
-                    ok = []
-        if pending is not None:
+        for start in range(0, len(decoded), LOCK_CHUNK):  # the lock is held for one chunk at a time
+            chunk_ok = self._reserve(decoded[start:start + LOCK_CHUNK], results)
+            if chunk_ok is None:
+                continue
+            chunk, pending = chunk_ok
             try:
-                self.wal.wait(pending)  # durable BEFORE anyone is acknowledged
+                self.wal.wait(pending)  # durable BEFORE anyone is acknowledged (no lock held)
             except Exception as e:  # noqa: BLE001
                 with self._lock:
-                    self._unreserve(ok, results, f"not accepted: write-ahead log failed: {e}")
-                ok = []
+                    self._unreserve(chunk, results, f"not accepted: write-ahead log failed: {e}")
+                continue
+            ok.extend(chunk)
         if ok:
             replies = self.engine.batch([("eth_sendRawTransaction", ["0x" + tx.raw.hex()]) for _, tx in ok])
             for (i, tx), rep in zip(ok, replies, strict=False):
@@ -194,6 +177,35 @@ class Sequencer:
                 else:
                     self.accepted += 1
         return results  # type: ignore[return-value]
+
+    def _reserve(self, decoded: list[tuple[int, DecodedTx]], results: list):
+        """(takes the lock) check and reserve each tx's nonce and queue the chunk's WAL records, in nonce order;
+        returns (reserved txs, the WAL item to wait for) or None when nothing was reserved."""
+        ok: list[tuple[int, DecodedTx]] = []
+        with self._lock:
+            for i, tx in decoded:
+                try:
+                    if tx.hash in self.raw_by_hash:
+                        raise TxRejected(f"already known: {tx.hash}")
+                    expected = self._expected_nonce(tx.sender)
+                    if tx.nonce < expected:
+                        raise TxRejected(f"nonce too low: next nonce {expected}, tx nonce {tx.nonce}")
+                    if tx.nonce > expected:
+                        raise TxRejected(f"nonce too high: next nonce {expected}, tx nonce {tx.nonce} (gaps refused)")
+                    self._next_nonce[tx.sender] = expected + 1
+                    self.raw_by_hash[tx.hash] = tx.raw
+                    ok.append((i, tx))
+                except TxRejected as e:
+                    results[i] = e
+                except Exception as e:  # noqa: BLE001 - e.g. engine unreachable while reading a nonce
+                    results[i] = TxRejected(f"sequencer error: {e}")
+            if not ok:
+                return None
+            try:
+                return ok, self.wal.enqueue(REC_TX, [tx.raw for _, tx in ok])
+            except Exception as e:  # noqa: BLE001
+                self._unreserve(ok, results, f"not accepted: write-ahead log failed: {e}")
+                return None
 
     def _unreserve(self, ok: list[tuple[int, DecodedTx]], results: list, why: str) -> None:
         """(lock held) undo the reservations of txs that were not logged; their senders' nonces are re-read
