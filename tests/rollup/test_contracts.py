@@ -250,18 +250,24 @@ def test_prove_and_execute_only_by_prover_or_sequencer(rollup: RollupL1, prover:
     """A valid proof sent by anyone else (anvil dev account 9, the deployer) reverts; so does executeBatch."""
     rollup.commit_batch(SEQUENCER, 1, GENESIS, batch1["new"], batch1["data"])
     reason = "Rollup: caller is not the prover or sequencer"
-    for key in (NON_PROVER, DEPLOYER):
+    gas = []  # the rejected txs are mined (status 0): what a stranger pays to be refused
+    for who, key in (("account 9", NON_PROVER), ("deployer", DEPLOYER)):
         with pytest.raises(RollupRevert, match="caller is not the prover or sequencer") as err:
             rollup.prove_batch(key, 1, batch1["proof"])
         assert err.value.tx_hash and err.value.reason == reason
+        gas.append({"step": "proveBatch", "sender": who, "accepted": False, "gas_used": err.value.gas_used})
     assert rollup.totals()["proven"] == 0
-    rollup.prove_batch(PROVER, 1, batch1["proof"])
-    for key in (NON_PROVER, DEPLOYER):
+    p = rollup.prove_batch(PROVER, 1, batch1["proof"])
+    gas.append({"step": "proveBatch", "sender": "prover", "accepted": True, "gas_used": p.gas_used})
+    for who, key in (("account 9", NON_PROVER), ("deployer", DEPLOYER)):
         with pytest.raises(RollupRevert, match="caller is not the prover or sequencer") as err:
             rollup.execute_batch(key, 1)
         assert err.value.tx_hash and err.value.reason == reason
+        gas.append({"step": "executeBatch", "sender": who, "accepted": False, "gas_used": err.value.gas_used})
     assert rollup.totals() == {"committed": 1, "proven": 1, "executed": 0}
-    rollup.execute_batch(PROVER, 1)
+    e = rollup.execute_batch(PROVER, 1)
+    gas.append({"step": "executeBatch", "sender": "prover", "accepted": True, "gas_used": e.gas_used})
+    attach_table("rollup_caller_checks_gas.csv", gas)
     # the sequencer may prove and execute too (the node's one key does all three by default)
     data2 = b"batch two"
     rollup.commit_batch(SEQUENCER, 2, batch1["new"], root(2), data2)
