@@ -92,6 +92,7 @@ class L1Like(Protocol):
     """The subset of harness.rollup.l1.RollupL1 the node uses."""
 
     address: str
+    chain_id: int  # L1's chain id: with ``address`` it names the deployment a proof is bound to
 
     def commit_batch(self, sender_key: str, batch_number: int, prev_root: bytes, new_root: bytes,
                      data: bytes) -> Any: ...
@@ -106,7 +107,8 @@ class L1Like(Protocol):
 
 
 class ProverLike(Protocol):
-    def prove(self, batch_number: int, prev_root: bytes, new_root: bytes, data_hash: bytes) -> Any: ...
+    def prove(self, batch_number: int, prev_root: bytes, new_root: bytes, data_hash: bytes, *,
+              chain_id: int, rollup_address: str) -> Any: ...
 
 
 class ProofRefused(RuntimeError):
@@ -564,7 +566,8 @@ class Pipeline:
             rec["timings"]["reexecute"] = time.perf_counter() - t0
             rec["published_data_source"] = pub.source
             t0 = time.perf_counter()
-            proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash)
+            proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
+                                      chain_id=self.l1.chain_id, rollup_address=self.l1.address)
             rec["timings"]["prove"] = time.perf_counter() - t0
             rec["proof_seconds"] = getattr(proof, "seconds", None)
             t0 = time.perf_counter()

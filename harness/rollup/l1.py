@@ -1,9 +1,10 @@
 """Python bindings for Rollup.sol + its Groth16 verifier on an L1 JSON-RPC endpoint (web3 8.x).
 
-    l1 = RollupL1.deploy(url, deployer_key, sequencer_address, genesis_root)
+    l1 = RollupL1.deploy(url, deployer_key, sequencer_address, genesis_root)   # prover = sequencer
     r = l1.commit_batch(seq_key, 1, genesis_root, new_root, data)     # L1TxResult
-    r = l1.prove_batch(key, 1, prover.prove(1, genesis_root, new_root, keccak(data)))
-    r = l1.execute_batch(key, 1)
+    r = l1.prove_batch(key, 1, prover.prove(1, genesis_root, new_root, keccak(data),
+                                            chain_id=l1.chain_id, rollup_address=l1.address))
+    r = l1.execute_batch(key, 1)                                      # key: the prover's or the sequencer's
 
 Every write is signed locally, sent with an EXPLICIT gas limit (``estimate_gas`` under-reports the
 pairing precompile's cost and the verifier then returns false instead of reverting), and waits for its
@@ -185,14 +186,21 @@ class RollupL1:
         sequencer_address: str,
         genesis_root: bytes,
         zk_cache_dir: Path | str = DEFAULT_CACHE_DIR,
+        prover_address: str | None = None,
     ) -> RollupL1:
-        """Deploy the Groth16 verifier and Rollup(verifier, sequencer, genesis_root)."""
+        """Deploy the Groth16 verifier and Rollup(verifier, sequencer, prover, genesis_root).
+
+        Only ``sequencer_address`` may commit; only ``prover_address`` or the sequencer may prove and
+        execute. ``prover_address`` defaults to the sequencer (the node's one L1 key does all three)."""
         genesis_root = _bytes32("genesis_root", genesis_root)
         sequencer_address = Web3.to_checksum_address(sequencer_address)
+        prover_address = Web3.to_checksum_address(prover_address or sequencer_address)
         out = compile_rollup(zk_cache_dir)
         w3 = _connect(l1_url)
         verifier = cls._deploy_one(w3, deployer_key, out["Groth16Verifier"], [])
-        rollup = cls._deploy_one(w3, deployer_key, out["Rollup"], [verifier, sequencer_address, genesis_root])
+        rollup = cls._deploy_one(
+            w3, deployer_key, out["Rollup"], [verifier, sequencer_address, prover_address, genesis_root]
+        )
         return cls(w3, rollup, out["Rollup"]["abi"], verifier_address=verifier)
 
     @classmethod
@@ -278,7 +286,8 @@ class RollupL1:
     def prove_batch(
         self, sender_key: str, batch_number: int, proof: Proof, gas: int = PROVE_GAS
     ) -> L1TxResult:
-        """proveBatch(n, a, b, c): the contract derives the public input from the stored commitment."""
+        """proveBatch(n, a, b, c): only the prover or the sequencer; the contract derives the public input
+        from the stored batch record, its chain id and its own address."""
         if not isinstance(proof, Proof):
             raise ValueError(f"proof must be a harness.rollup.zk.prover.Proof, got {type(proof).__name__}")
         a, b, c = proof.as_args()
@@ -286,7 +295,7 @@ class RollupL1:
         return self._send(sender_key, "proveBatch", call, gas)
 
     def execute_batch(self, sender_key: str, batch_number: int, gas: int = EXECUTE_GAS) -> L1TxResult:
-        """executeBatch(n): only after proven, in order."""
+        """executeBatch(n): only the prover or the sequencer, only after proven, in order."""
         call = self.contract.functions.executeBatch(_batch_number(batch_number))
         return self._send(sender_key, "executeBatch", call, gas)
 
@@ -511,6 +520,10 @@ class RollupL1:
 
     def sequencer(self) -> str:
         return self.contract.functions.sequencer().call()
+
+    def prover(self) -> str:
+        """The address allowed (besides the sequencer) to prove and execute."""
+        return self.contract.functions.prover().call()
 
     def batch_commitment(self, n: int) -> int:
         """The public input the contract derives for committed batch ``n``."""

@@ -32,10 +32,12 @@ pytestmark = [pytest.mark.chain]
 Account.enable_unaudited_hdwallet_features()
 KEYS = [
     Account.from_mnemonic(DEFAULT_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.to_0x_hex()
-    for i in range(4)
+    for i in range(10)
 ]
-DEPLOYER, SEQUENCER, PROVER, STRANGER = KEYS
+DEPLOYER, SEQUENCER, PROVER, STRANGER = KEYS[:4]
+NON_PROVER = KEYS[9]  # anvil dev account 9: funded, neither sequencer nor prover
 SEQUENCER_ADDRESS = Account.from_key(SEQUENCER).address
+PROVER_ADDRESS = Account.from_key(PROVER).address
 GENESIS = bytes.fromhex("11" * 32)
 
 
@@ -55,22 +57,47 @@ def prover() -> Groth16Prover:
     return Groth16Prover()
 
 
+def deploy(anvil, genesis: bytes = GENESIS) -> RollupL1:
+    """A fresh Rollup: sequencer = account 1, prover = account 2."""
+    return RollupL1.deploy(anvil.url, DEPLOYER, SEQUENCER_ADDRESS, genesis, prover_address=PROVER_ADDRESS)
+
+
+def prove_for(prover: Groth16Prover, rollup: RollupL1, n: int, prev: bytes, new: bytes, dh: bytes) -> Proof:
+    """A proof bound to ``rollup``'s deployment (its L1 chain id and address)."""
+    return prover.prove(n, prev, new, dh, chain_id=rollup.chain_id, rollup_address=rollup.address)
+
+
 @pytest.fixture
 def rollup(anvil) -> RollupL1:
-    return RollupL1.deploy(anvil.url, DEPLOYER, SEQUENCER_ADDRESS, GENESIS)
+    return deploy(anvil)
 
 
-@pytest.fixture(scope="module")
-def batch1(prover):
-    """Batch 1: genesis -> root(1) over 100 bytes of data, with its proof."""
-    data = bytes(range(100))
-    return {"data": data, "new": root(1), "proof": prover.prove(1, GENESIS, root(1), data_hash(data))}
+class _Batch1(dict):
+    """Batch 1's data and new root; its proof (bound to the test's deployment) is made on first use."""
+
+    def __init__(self, prover: Groth16Prover, rollup: RollupL1) -> None:
+        data = bytes(range(100))
+        super().__init__(data=data, new=root(1))
+        self._make = lambda: prove_for(prover, rollup, 1, GENESIS, root(1), data_hash(data))
+
+    def __missing__(self, key: str):
+        if key != "proof":
+            raise KeyError(key)
+        self["proof"] = self._make()
+        return self["proof"]
+
+
+@pytest.fixture
+def batch1(prover, rollup) -> _Batch1:
+    """Batch 1: genesis -> root(1) over 100 bytes of data, with its proof for this test's ``rollup``."""
+    return _Batch1(prover, rollup)
 
 
 def test_deploy(rollup: RollupL1, anvil) -> None:
     assert rollup.w3.eth.get_code(rollup.address)
     assert rollup.w3.eth.get_code(rollup.verifier_address)
     assert rollup.sequencer() == SEQUENCER_ADDRESS
+    assert rollup.prover() == PROVER_ADDRESS
     assert rollup.genesis_root() == GENESIS
     assert rollup.totals() == {"committed": 0, "proven": 0, "executed": 0}
     again = RollupL1.attach(anvil.url, rollup.address)
@@ -78,11 +105,23 @@ def test_deploy(rollup: RollupL1, anvil) -> None:
     assert again.totals() == rollup.totals()
 
 
+def test_default_prover_is_the_sequencer(anvil) -> None:
+    """The node deploys with one L1 key: without prover_address the sequencer is also the prover."""
+    r = RollupL1.deploy(anvil.url, DEPLOYER, SEQUENCER_ADDRESS, GENESIS)
+    assert r.prover() == r.sequencer() == SEQUENCER_ADDRESS
+
+
 def test_commitment_matches_contract(rollup: RollupL1) -> None:
+    f = rollup.contract.functions
+    assert rollup.chain_id == rollup.w3.eth.chain_id
     for n, a, b, d in [(1, GENESIS, root(1), root(2)), (2**64 + 3, root(5), root(5), bytes(32))]:
-        on_chain = rollup.contract.functions.commitmentOf(n, a, b, d).call()
-        assert on_chain == batch_commitment(n, a, b, d)
+        on_chain = f.commitmentOf(n, a, b, d).call()
+        assert on_chain == batch_commitment(n, a, b, d, chain_id=rollup.chain_id, rollup_address=rollup.address)
+        assert on_chain == f.commitmentFor(rollup.chain_id, rollup.address, n, a, b, d).call()
         assert on_chain < 2**253
+        # another chain id or another contract address gives another public input
+        assert on_chain != f.commitmentFor(rollup.chain_id + 1, rollup.address, n, a, b, d).call()
+        assert on_chain != f.commitmentFor(rollup.chain_id, SEQUENCER_ADDRESS, n, a, b, d).call()
 
 
 def test_commit_prove_execute_in_order(rollup: RollupL1, prover: Groth16Prover, batch1) -> None:
@@ -103,7 +142,7 @@ def test_commit_prove_execute_in_order(rollup: RollupL1, prover: Groth16Prover, 
     # a second batch chains on the first
     data2 = b"\x00" * 10 + b"\xff" * 10
     rollup.commit_batch(SEQUENCER, 2, batch1["new"], root(2), data2)
-    rollup.prove_batch(PROVER, 2, prover.prove(2, batch1["new"], root(2), data_hash(data2)))
+    rollup.prove_batch(PROVER, 2, prove_for(prover, rollup, 2, batch1["new"], root(2), data_hash(data2)))
     rollup.execute_batch(PROVER, 2)
     assert rollup.totals() == {"committed": 2, "proven": 2, "executed": 2}
     rec = rollup.batch(2)
@@ -153,9 +192,9 @@ def test_proof_for_other_root_rejected(rollup: RollupL1, prover: Groth16Prover, 
     rollup.commit_batch(SEQUENCER, 1, GENESIS, batch1["new"], batch1["data"])
     d = data_hash(batch1["data"])
     for wrong in (
-        prover.prove(1, GENESIS, root(99), d),
-        prover.prove(1, root(98), batch1["new"], d),
-        prover.prove(1, GENESIS, batch1["new"], data_hash(batch1["data"] + b"!")),
+        prove_for(prover, rollup, 1, GENESIS, root(99), d),
+        prove_for(prover, rollup, 1, root(98), batch1["new"], d),
+        prove_for(prover, rollup, 1, GENESIS, batch1["new"], data_hash(batch1["data"] + b"!")),
     ):
         with pytest.raises(RollupRevert, match="invalid proof"):
             rollup.prove_batch(PROVER, 1, wrong)
@@ -167,21 +206,74 @@ def test_proof_not_replayable_for_next_batch(rollup: RollupL1, prover: Groth16Pr
     data = b"same data"
     rollup.commit_batch(SEQUENCER, 1, GENESIS, GENESIS, data)
     rollup.commit_batch(SEQUENCER, 2, GENESIS, GENESIS, data)
-    proof1 = prover.prove(1, GENESIS, GENESIS, data_hash(data))
+    proof1 = prove_for(prover, rollup, 1, GENESIS, GENESIS, data_hash(data))
     rollup.prove_batch(PROVER, 1, proof1)
     with pytest.raises(RollupRevert, match="invalid proof"):
         rollup.prove_batch(PROVER, 2, proof1)
     with pytest.raises(RollupRevert, match="out of order"):  # and it cannot prove batch 1 twice
         rollup.prove_batch(PROVER, 1, proof1)
-    rollup.prove_batch(PROVER, 2, prover.prove(2, GENESIS, GENESIS, data_hash(data)))
+    rollup.prove_batch(PROVER, 2, prove_for(prover, rollup, 2, GENESIS, GENESIS, data_hash(data)))
     assert rollup.totals() == {"committed": 2, "proven": 2, "executed": 0}
 
 
-def test_proof_not_replayable_on_another_deployment_with_other_genesis(anvil, batch1) -> None:
-    other = RollupL1.deploy(anvil.url, DEPLOYER, SEQUENCER_ADDRESS, root(7))
-    other.commit_batch(SEQUENCER, 1, root(7), batch1["new"], batch1["data"])
+def test_proof_not_replayable_on_another_deployment_with_other_genesis(anvil, prover: Groth16Prover) -> None:
+    """Even bound to the right deployment, a proof over another genesis root fails."""
+    other = deploy(anvil, genesis=root(7))
+    data = bytes(range(100))
+    other.commit_batch(SEQUENCER, 1, root(7), root(1), data)
     with pytest.raises(RollupRevert, match="invalid proof"):
-        other.prove_batch(PROVER, 1, batch1["proof"])
+        other.prove_batch(PROVER, 1, prove_for(prover, other, 1, GENESIS, root(1), data_hash(data)))
+
+
+def test_proof_replayed_on_second_deployment_reverts(anvil, prover: Groth16Prover) -> None:
+    """Two deployments with the same genesis and the same batch: each accepts only its own proof."""
+    first, second = deploy(anvil), deploy(anvil)
+    assert first.address != second.address and first.chain_id == second.chain_id
+    data = bytes(range(100))
+    for r in (first, second):
+        r.commit_batch(SEQUENCER, 1, GENESIS, root(1), data)
+    proof_first = prove_for(prover, first, 1, GENESIS, root(1), data_hash(data))
+    with pytest.raises(RollupRevert, match="invalid proof"):
+        second.prove_batch(PROVER, 1, proof_first)
+    # nor does a proof for the same address on another chain id verify here
+    other_chain = prover.prove(1, GENESIS, root(1), data_hash(data), chain_id=second.chain_id + 1,
+                               rollup_address=second.address)
+    with pytest.raises(RollupRevert, match="invalid proof"):
+        second.prove_batch(PROVER, 1, other_chain)
+    assert second.totals()["proven"] == 0
+    first.prove_batch(PROVER, 1, proof_first)  # the proof is valid where it belongs
+    second.prove_batch(PROVER, 1, prove_for(prover, second, 1, GENESIS, root(1), data_hash(data)))
+    assert first.totals()["proven"] == second.totals()["proven"] == 1
+
+
+def test_prove_and_execute_only_by_prover_or_sequencer(rollup: RollupL1, prover: Groth16Prover, batch1) -> None:
+    """A valid proof sent by anyone else (anvil dev account 9, the deployer) reverts; so does executeBatch."""
+    rollup.commit_batch(SEQUENCER, 1, GENESIS, batch1["new"], batch1["data"])
+    reason = "Rollup: caller is not the prover or sequencer"
+    gas = []  # the rejected txs are mined (status 0): what a stranger pays to be refused
+    for who, key in (("account 9", NON_PROVER), ("deployer", DEPLOYER)):
+        with pytest.raises(RollupRevert, match="caller is not the prover or sequencer") as err:
+            rollup.prove_batch(key, 1, batch1["proof"])
+        assert err.value.tx_hash and err.value.reason == reason
+        gas.append({"step": "proveBatch", "sender": who, "accepted": False, "gas_used": err.value.gas_used})
+    assert rollup.totals()["proven"] == 0
+    p = rollup.prove_batch(PROVER, 1, batch1["proof"])
+    gas.append({"step": "proveBatch", "sender": "prover", "accepted": True, "gas_used": p.gas_used})
+    for who, key in (("account 9", NON_PROVER), ("deployer", DEPLOYER)):
+        with pytest.raises(RollupRevert, match="caller is not the prover or sequencer") as err:
+            rollup.execute_batch(key, 1)
+        assert err.value.tx_hash and err.value.reason == reason
+        gas.append({"step": "executeBatch", "sender": who, "accepted": False, "gas_used": err.value.gas_used})
+    assert rollup.totals() == {"committed": 1, "proven": 1, "executed": 0}
+    e = rollup.execute_batch(PROVER, 1)
+    gas.append({"step": "executeBatch", "sender": "prover", "accepted": True, "gas_used": e.gas_used})
+    attach_table("rollup_caller_checks_gas.csv", gas)
+    # the sequencer may prove and execute too (the node's one key does all three by default)
+    data2 = b"batch two"
+    rollup.commit_batch(SEQUENCER, 2, batch1["new"], root(2), data2)
+    rollup.prove_batch(SEQUENCER, 2, prove_for(prover, rollup, 2, batch1["new"], root(2), data_hash(data2)))
+    rollup.execute_batch(SEQUENCER, 2)
+    assert rollup.totals() == {"committed": 2, "proven": 2, "executed": 2}
 
 
 def test_commit_from_non_sequencer_rejected(rollup: RollupL1, batch1) -> None:
@@ -262,7 +354,7 @@ def test_gas_profile(rollup: RollupL1, prover: Groth16Prover, pytestconfig) -> N
         data = rng.randbytes(size)
         new = root(1000 + n)
         c = rollup.commit_batch(SEQUENCER, n, prev, new, data)
-        proof = prover.prove(n, prev, new, data_hash(data))
+        proof = prove_for(prover, rollup, n, prev, new, data_hash(data))
         p = rollup.prove_batch(PROVER, n, proof)
         e = rollup.execute_batch(PROVER, n)
         rows.append(
@@ -315,8 +407,8 @@ def test_commit_via_blobs_prove_execute(rollup: RollupL1, prover: Groth16Prover)
     assert rollup.batch(1)["data_length"] == len(data)
     assert c.gas_used < 200_000  # no calldata for the payload
     with pytest.raises(RollupRevert, match="invalid proof"):  # a proof over keccak(data) is for other data
-        rollup.prove_batch(PROVER, 1, prover.prove(1, GENESIS, root(1), data_hash(data)))
-    rollup.prove_batch(PROVER, 1, prover.prove(1, GENESIS, root(1), dh))
+        rollup.prove_batch(PROVER, 1, prove_for(prover, rollup, 1, GENESIS, root(1), data_hash(data)))
+    rollup.prove_batch(PROVER, 1, prove_for(prover, rollup, 1, GENESIS, root(1), dh))
     rollup.execute_batch(PROVER, 1)
     assert rollup.totals() == {"committed": 1, "proven": 1, "executed": 1}
 

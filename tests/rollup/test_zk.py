@@ -22,6 +22,9 @@ CONTRACTS = zk_setup.REPO / "harness/rollup/contracts"
 ROOT_A = bytes.fromhex("aa" * 32)
 ROOT_B = bytes.fromhex("bb" * 32)
 DATA_H = bytes.fromhex("cc" * 32)
+CHAIN = 31337
+ROLLUP = "0x" + "dd" * 20
+AT = {"chain_id": CHAIN, "rollup_address": ROLLUP}  # the deployment a proof is bound to
 
 
 @pytest.fixture(scope="module")
@@ -76,31 +79,50 @@ def test_setup_cache_hit_is_instant(prover: Groth16Prover) -> None:
 
 
 def test_prove_and_verify_offchain(prover: Groth16Prover) -> None:
-    proof = prover.prove(1, ROOT_A, ROOT_B, DATA_H)
-    assert proof.public_signals == (batch_commitment(1, ROOT_A, ROOT_B, DATA_H),)
+    proof = prover.prove(1, ROOT_A, ROOT_B, DATA_H, **AT)
+    assert proof.public_signals == (batch_commitment(1, ROOT_A, ROOT_B, DATA_H, **AT),)
     assert all(0 < v < 2**256 for v in (*proof.a, *proof.c, *proof.b[0], *proof.b[1]))
     assert 0 < proof.prove_seconds <= proof.seconds
     assert prover.verify(proof)
     # the same proof does not verify for the next batch's commitment (or any other)
-    assert not prover.verify(proof, (batch_commitment(2, ROOT_A, ROOT_B, DATA_H),))
+    assert not prover.verify(proof, (batch_commitment(2, ROOT_A, ROOT_B, DATA_H, **AT),))
     assert not prover.verify(proof, (proof.commitment + 1,))
+    # nor for the same batch on another chain or another contract
+    assert not prover.verify(proof, (batch_commitment(1, ROOT_A, ROOT_B, DATA_H, chain_id=CHAIN + 1,
+                                                      rollup_address=ROLLUP),))
+    assert not prover.verify(proof, (batch_commitment(1, ROOT_A, ROOT_B, DATA_H, chain_id=CHAIN,
+                                                      rollup_address="0x" + "de" * 20),))
 
 
 def test_prover_rejects_bad_input(prover: Groth16Prover) -> None:
     with pytest.raises(ValueError, match="prev_root must be 32 bytes"):
-        prover.prove(1, ROOT_A[:31], ROOT_B, DATA_H)
+        prover.prove(1, ROOT_A[:31], ROOT_B, DATA_H, **AT)
     with pytest.raises(ValueError, match="data_hash must be 32 bytes"):
-        prover.prove(1, ROOT_A, ROOT_B, b"")
+        prover.prove(1, ROOT_A, ROOT_B, b"", **AT)
     for n in (0, -1, 2**256, True, 1.0):
         with pytest.raises(ValueError, match="batch_number"):
-            prover.prove(n, ROOT_A, ROOT_B, DATA_H)  # type: ignore[arg-type]
+            prover.prove(n, ROOT_A, ROOT_B, DATA_H, **AT)  # type: ignore[arg-type]
+    for bad in ("0x1234", b"\x00" * 19, 5, "dd" * 21):
+        with pytest.raises(ValueError, match="rollup_address"):
+            prover.prove(1, ROOT_A, ROOT_B, DATA_H, chain_id=CHAIN, rollup_address=bad)  # type: ignore[arg-type]
+    for cid in (-1, 2**256, True, "1"):
+        with pytest.raises(ValueError, match="chain_id"):
+            prover.prove(1, ROOT_A, ROOT_B, DATA_H, chain_id=cid, rollup_address=ROLLUP)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # the deployment is required: no proof bound to nothing
+        prover.prove(1, ROOT_A, ROOT_B, DATA_H)  # type: ignore[call-arg]
 
 
 @given(
     n=st.integers(min_value=1, max_value=2**256 - 1),
     roots=st.lists(st.binary(min_size=32, max_size=32), min_size=3, max_size=3),
+    chain=st.integers(min_value=0, max_value=2**256 - 2),
+    addr=st.binary(min_size=20, max_size=20),
 )
-def test_commitment_is_a_canonical_field_element(n: int, roots: list[bytes]) -> None:
-    c = batch_commitment(n, *roots)
+def test_commitment_is_a_canonical_field_element(n: int, roots: list[bytes], chain: int, addr: bytes) -> None:
+    at = {"chain_id": chain, "rollup_address": addr}
+    c = batch_commitment(n, *roots, **at)
     assert 0 <= c < 2**253 < BN254_R
-    assert c != batch_commitment(n + 1 if n < 2**256 - 1 else n - 1, *roots)
+    assert c != batch_commitment(n + 1 if n < 2**256 - 1 else n - 1, *roots, **at)
+    assert c != batch_commitment(n, *roots, chain_id=chain + 1, rollup_address=addr)
+    other = bytes([addr[0] ^ 1]) + addr[1:]
+    assert c != batch_commitment(n, *roots, chain_id=chain, rollup_address=other)

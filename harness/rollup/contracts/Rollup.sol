@@ -13,8 +13,10 @@ interface IGroth16Verifier {
 
 /// @title Rollup: commit -> prove -> execute, one batch at a time, in order (ZKsync-shaped, minimal).
 /// @notice A measurement target, not a production rollup. The proof binds the batch commitment
-///         (batch number, previous root, new root, keccak of the batch data); it does NOT prove that
-///         newRoot is the correct execution of the data. See harness/rollup/zk/README.md.
+///         (chain id, this contract's address, batch number, previous root, new root, keccak of the
+///         batch data); it does NOT prove that newRoot is the correct execution of the data. Only the
+///         sequencer commits; only the prover or the sequencer proves and executes (both fixed at
+///         deployment). See harness/rollup/zk/README.md.
 contract Rollup {
     struct Batch {
         bytes32 prevRoot;
@@ -30,6 +32,7 @@ contract Rollup {
     }
 
     address public immutable sequencer;
+    address public immutable prover;
     IGroth16Verifier public immutable verifier;
     bytes32 public immutable genesisRoot;
 
@@ -45,22 +48,43 @@ contract Rollup {
     event BlockProven(uint256 indexed batchNumber, uint256 commitment);
     event BlockExecuted(uint256 indexed batchNumber, bytes32 newRoot);
 
-    constructor(address verifier_, address sequencer_, bytes32 genesisRoot_) {
+    constructor(address verifier_, address sequencer_, address prover_, bytes32 genesisRoot_) {
         require(verifier_.code.length > 0, "Rollup: verifier has no code");
         require(sequencer_ != address(0), "Rollup: zero sequencer");
+        require(prover_ != address(0), "Rollup: zero prover");
         verifier = IGroth16Verifier(verifier_);
         sequencer = sequencer_;
+        prover = prover_;
         genesisRoot = genesisRoot_;
     }
 
-    /// @notice The circuit's public input: keccak256(abi.encode(n, prevRoot, newRoot, dataHash)) >> 3
+    modifier onlyProverOrSequencer() {
+        require(msg.sender == prover || msg.sender == sequencer, "Rollup: caller is not the prover or sequencer");
+        _;
+    }
+
+    /// @notice The circuit's public input for a batch of the deployment (chainId, rollup):
+    ///         keccak256(abi.encode(chainId, rollup, n, prevRoot, newRoot, dataHash)) >> 3
     ///         (253 bits, always below the BN254 scalar field order).
+    function commitmentFor(
+        uint256 chainId,
+        address rollup,
+        uint256 batchNumber,
+        bytes32 prevRoot,
+        bytes32 newRoot,
+        bytes32 dataHash
+    ) public pure returns (uint256) {
+        return uint256(keccak256(abi.encode(chainId, rollup, batchNumber, prevRoot, newRoot, dataHash))) >> 3;
+    }
+
+    /// @notice The public input of a batch on THIS deployment: chain id = block.chainid, rollup = address(this),
+    ///         so a proof made for one deployment (or chain) does not verify on another.
     function commitmentOf(uint256 batchNumber, bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash)
         public
-        pure
+        view
         returns (uint256)
     {
-        return uint256(keccak256(abi.encode(batchNumber, prevRoot, newRoot, dataHash))) >> 3;
+        return commitmentFor(block.chainid, address(this), batchNumber, prevRoot, newRoot, dataHash);
     }
 
     /// @notice The public input of a committed batch, derived from its stored record.
@@ -124,6 +148,7 @@ contract Rollup {
 
     function proveBatch(uint256 batchNumber, uint256[2] calldata a, uint256[2][2] calldata b, uint256[2] calldata c)
         external
+        onlyProverOrSequencer
     {
         require(batchNumber == totalProven + 1, "Rollup: batch number out of order");
         Batch storage rec = _batches[batchNumber];
@@ -136,7 +161,7 @@ contract Rollup {
         emit BlockProven(batchNumber, commitment);
     }
 
-    function executeBatch(uint256 batchNumber) external {
+    function executeBatch(uint256 batchNumber) external onlyProverOrSequencer {
         require(batchNumber == totalExecuted + 1, "Rollup: batch number out of order");
         Batch storage rec = _batches[batchNumber];
         require(rec.provenBlock != 0, "Rollup: batch not proven");

@@ -1,13 +1,14 @@
 """Groth16 proofs that bind one rollup batch commitment (see README.md for what that does and does not prove).
 
     prover = Groth16Prover()                       # ensures the (cached, deterministic) setup
-    proof = prover.prove(n, prev_root, new_root, data_hash)
+    proof = prover.prove(n, prev_root, new_root, data_hash, chain_id=l1.chain_id, rollup_address=l1.address)
     rollup.prove_batch(key, n, proof)
 
-The public input is the value ``Rollup.sol`` derives on-chain from the stored batch record::
+The public input is the value ``Rollup.sol`` derives on-chain from the stored batch record and the
+deployment it runs in (``block.chainid``, ``address(this)``)::
 
-    commitment = uint256(keccak256(abi.encode(uint256 batchNumber, bytes32 prevRoot,
-                                              bytes32 newRoot, bytes32 dataHash))) >> 3
+    commitment = uint256(keccak256(abi.encode(uint256 chainId, address rollup, uint256 batchNumber,
+                                              bytes32 prevRoot, bytes32 newRoot, bytes32 dataHash))) >> 3
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from eth_abi import encode as abi_encode
-from eth_utils import keccak
+from eth_utils import is_address, keccak
 
 from harness.rollup.zk.setup import (
     DEFAULT_CACHE_DIR,
@@ -75,13 +76,34 @@ def _bytes32(name: str, value: bytes) -> bytes:
     return bytes(value)
 
 
-def batch_commitment(batch_number: int, prev_root: bytes, new_root: bytes, data_hash: bytes) -> int:
-    """The circuit's single public input, exactly as Rollup.sol computes it (an int < 2^253 < r)."""
+def _address(value: str | bytes) -> str:
+    if isinstance(value, (bytes, bytearray)) and len(value) == 20:
+        return "0x" + bytes(value).hex()
+    if isinstance(value, str) and is_address(value):
+        return value
+    raise ValueError(f"rollup_address must be a 20-byte address, got {value!r:.80}")
+
+
+def batch_commitment(
+    batch_number: int,
+    prev_root: bytes,
+    new_root: bytes,
+    data_hash: bytes,
+    *,
+    chain_id: int,
+    rollup_address: str | bytes,
+) -> int:
+    """The circuit's single public input, exactly as Rollup.sol's ``commitmentOf`` computes it on the
+    deployment at ``rollup_address`` on L1 chain ``chain_id`` (an int < 2^253 < r)."""
     if not isinstance(batch_number, int) or isinstance(batch_number, bool) or not 1 <= batch_number < 2**256:
         raise ValueError(f"batch_number must be an int in [1, 2^256), got {batch_number!r}")
+    if not isinstance(chain_id, int) or isinstance(chain_id, bool) or not 0 <= chain_id < 2**256:
+        raise ValueError(f"chain_id must be an int in [0, 2^256), got {chain_id!r}")
     encoded = abi_encode(
-        ["uint256", "bytes32", "bytes32", "bytes32"],
+        ["uint256", "address", "uint256", "bytes32", "bytes32", "bytes32"],
         [
+            chain_id,
+            _address(rollup_address),
             batch_number,
             _bytes32("prev_root", prev_root),
             _bytes32("new_root", new_root),
@@ -107,9 +129,21 @@ class Groth16Prover:
             raise ProverError(str(exc)) from exc
         return json.loads(out), seconds
 
-    def prove(self, batch_number: int, prev_root: bytes, new_root: bytes, data_hash: bytes) -> Proof:
-        """Prove the batch's commitment. Takes ≈0.5–1 s (one node process per proof)."""
-        commitment = batch_commitment(batch_number, prev_root, new_root, data_hash)
+    def prove(
+        self,
+        batch_number: int,
+        prev_root: bytes,
+        new_root: bytes,
+        data_hash: bytes,
+        *,
+        chain_id: int,
+        rollup_address: str | bytes,
+    ) -> Proof:
+        """Prove the batch's commitment for the deployment ``rollup_address`` on L1 chain ``chain_id``
+        (a proof for one deployment does not verify on another). Takes ≈0.5–1 s (one node process per proof)."""
+        commitment = batch_commitment(
+            batch_number, prev_root, new_root, data_hash, chain_id=chain_id, rollup_address=rollup_address
+        )
         reply, seconds = self._node(
             {
                 "op": "prove",
