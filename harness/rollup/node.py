@@ -17,7 +17,8 @@ Block tags: ``safe`` and ``finalized`` are answered from L1 settlement, not by t
 last batch executed on L1 (see ``Pipeline.tag_block``), for every method that takes a block tag.
 
 Trust model (what this node is): a measurement target, not a production rollup.
-The Groth16 proof binds (batch number, prev root, new root, data hash); the
+The Groth16 proof binds (L1 chain id, Rollup contract address, batch number, prev root, new root,
+data hash); the
 re-execution check (replaying the published txs on a separate engine and
 comparing state diff and root) is done by the prover process outside the
 circuit. See harness/rollup/zk for what the circuit proves.
