@@ -181,3 +181,18 @@ def test_bad_deviation_file_is_a_usage_error(pytester, tmp_path):
     result = _run_targeted(pytester, tmp_path / "r", "--deviations", str(dev))
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*unknown claim id 'B42'*"])
+
+
+def test_claim_page_shows_the_target_and_where_the_deviation_was_registered():
+    from harness.report.claim_page import ClaimPage, claim_page_html
+
+    v = verdict(CLAIM, {"x": -2.0}, False, "smoke", test="t", target=OTHER_CHAIN,
+                deviation=("their chain: x=-3", "mine.json (target chain_id=260)"))
+    page = ClaimPage("X1", "x is positive", "Table 1", PAPER.ref, "x = 1.0", "x > 0", "smoke",
+                     registered_deviation=v.known_deviation, deviation_source=v.deviation_source,
+                     target=v.target, verdicts=[v.as_dict()], outcome="xfailed")
+    text = claim_page_html(page)
+    assert ("Target: <b>external: external L2; http://127.0.0.1:2; client zkSync/v28.1.0; chain id 260</b>"
+            in text)
+    assert "Known deviation registered in mine.json (target chain_id=260): their chain: x=-3" in text
+    assert "known deviation" in text  # the verdict badge
