@@ -73,6 +73,9 @@ def test_external_l2_gets_no_embedded_node_deviation(tmp_path, other_chain) -> N
     assert rec["reproduced"] is False and out.returncode == 1 and "1 failed" in out.stdout, log
     provenance = json.loads((tmp_path / "own" / "results" / "provenance.json").read_text())
     assert l2_url in provenance["target.identity"] and provenance["target.kinds"] == "external"
+    print("EXTERNAL-B10", json.dumps({"target": rec["target"], "known_deviation": rec["known_deviation"],
+                                      "gps_ratio": rec["measured"]["gps_ratio"],
+                                      "tps_ratio": rec["measured"]["tps_ratio"]}))
 
 
 @pytest.mark.target_e2e
