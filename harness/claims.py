@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.target import EMBEDDED, Target
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -81,7 +83,10 @@ class Claim:
     ``known_deviations`` maps a profile name (``smoke``/``paper``) to the
     measured value that did not reproduce; the claims plugin turns each
     entry into a strict xfail carrying that number, so the day the claim
-    starts to reproduce the suite says so.
+    starts to reproduce the suite says so. Those numbers were measured on
+    ``deviation_target`` (default: the embedded systems, i.e. our rollup
+    node, anvil chains and model zoo): they apply only when a test measures
+    a target of that kind, never to somebody else's chain.
     """
 
     id: str
@@ -95,8 +100,13 @@ class Claim:
     drift: Drift | None = None
     #: the name (prefix) of the figure shown inline on the claim's page; default: the first one attached
     main_figure: str = ""
+    #: the kind of target (harness.target.EMBEDDED / EXTERNAL) the registered deviations were measured on
+    deviation_target: str = EMBEDDED
 
-    def deviation_for(self, profile: str) -> str | None:
+    def deviation_for(self, profile: str, target_kind: str = EMBEDDED) -> str | None:
+        """The registered deviation at this profile, if the test measures the kind of target it was found on."""
+        if target_kind != self.deviation_target:
+            return None
         return self.known_deviations.get(profile)
 
     @property
@@ -136,6 +146,10 @@ class Verdict:
     drift: dict[str, Any] = field(default_factory=dict)
     #: the registered known deviation at this profile, if any (a verdict False is then expected)
     known_deviation: str = ""
+    #: where that deviation was registered: "spec.py" or the --deviations file (and its target match)
+    deviation_source: str = ""
+    #: harness.target.Target.as_dict() of what was measured: kind, name, URL, client version, chain id
+    target: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return _jsonable(asdict(self))
@@ -159,7 +173,15 @@ def verdict(
     profile: str,
     detail: str = "",
     test: str = "",
+    target: Target | None = None,
+    deviation: tuple[str, str] | None = None,
 ) -> Verdict:
+    """A verdict record. ``deviation``: (text, source) as the claims plugin resolved it for this test's
+    target; None: the claim's spec.py deviation for ``target``'s kind (default: the embedded target)."""
+    target = target or Target()
+    if deviation is None:
+        text = claim.deviation_for(profile, target.kind)
+        deviation = (text, "spec.py") if text else ("", "")
     return Verdict(
         claim_id=claim.id,
         measured=dict(measured),
@@ -171,7 +193,9 @@ def verdict(
         detail=detail,
         test=test,
         drift=claim.effective_drift.as_dict(),
-        known_deviation=claim.deviation_for(profile) or "",
+        known_deviation=deviation[0],
+        deviation_source=deviation[1] if deviation[0] else "",
+        target=target.as_dict(),
     )
 
 

@@ -44,6 +44,10 @@ class ClaimPage:
     profile: str
     #: the reason registered in spec.py when this claim is a known deviation at this profile
     registered_deviation: str | None = None
+    #: where it was registered: "spec.py" (the embedded systems) or the user's --deviations file
+    deviation_source: str = ""
+    #: harness.target.Target.as_dict() of what the test measured (kind, name, URL, client version, chain id)
+    target: dict[str, Any] = field(default_factory=dict)
     #: one dict per ``claim_report`` call: Verdict.as_dict()
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     #: pytest's outcome of the test's call phase: passed / failed / xfailed / xpassed / skipped
@@ -145,6 +149,23 @@ def page_verdict(page: ClaimPage) -> str:
     return "NOT reproduced" if page.outcome in ("failed", "xpassed") else "no verdict recorded"
 
 
+def target_line(t: Mapping[str, Any]) -> str:
+    """What was measured, in one line: kind and name, URL, client version, chain id (and the L1's)."""
+    parts = [f"{t.get('kind', '?')}: {t.get('name', '')}".rstrip(": ")]
+    if t.get("url"):
+        parts.append(str(t["url"]))
+    if t.get("client_version"):
+        parts.append(f"client {t['client_version']}")
+    if t.get("chain_id") is not None:
+        parts.append(f"chain id {t['chain_id']}")
+    if t.get("probe_error"):
+        parts.append(f"identity unavailable ({t['probe_error']})")
+    l1 = t.get("l1") or {}
+    if l1:
+        parts.append("L1 " + ", ".join(f"{k} {v}" for k, v in l1.items() if v not in ("", None)))
+    return "; ".join(parts)
+
+
 def claim_page_html(page: ClaimPage) -> str:
     """The HTML description of a claim test (self-contained: inline styles, the figure as a data: URI)."""
     e = html.escape
@@ -156,9 +177,12 @@ def claim_page_html(page: ClaimPage) -> str:
         + (f"; test outcome <b>{e(page.outcome)}</b>" if page.outcome else "")
         + f"; paper: {e(page.paper_ref)}, {e(page.section)}</span></p>",
     ]
+    if page.target:
+        parts.append(f'<p style="margin:0 0 6px 0;color:#57606a">Target: <b>{e(target_line(page.target))}</b></p>')
     if page.registered_deviation:
+        source = page.deviation_source or "spec.py"
         parts.append(
-            f'<p style="margin:0 0 6px 0;color:#9a6700">Known deviation registered in spec.py: '
+            f'<p style="margin:0 0 6px 0;color:#9a6700">Known deviation registered in {e(source)}: '
             f"{e(page.registered_deviation)}</p>"
         )
     parts.append('<h4 style="margin:8px 0 2px 0">Paper vs measured</h4>')
