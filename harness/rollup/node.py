@@ -329,11 +329,33 @@ class Node:
         }
 
     def rpc_block_details(self, params: list) -> dict | None:
-        b = self.db.block(_qty(params, 0, "block number"))
+        n = _qty(params, 0, "block number")
+        b = self.db.block(n) if n > 0 else self._genesis_block()
         if b is None:
             return None
         batch = self.pipeline.batches.get(b["batch"]) if b["batch"] is not None else None
-        return block_details(b, batch)
+        return block_details(b, batch, max(self.pipeline.batches, default=0) + 1, self._operator_address())
+
+    def _genesis_block(self) -> dict | None:
+        """Block 0 as the engine has it (the block tracker records blocks from 1); batch 0 = genesis."""
+        cached = getattr(self, "_genesis", None)
+        if cached is None:
+            g = JsonRpcClient(self.engine.url).call("eth_getBlockByNumber", ["0x0", False])
+            if g is None:
+                return None
+            cached = self._genesis = {"number": 0, "hash": g["hash"], "timestamp": int(g["timestamp"], 16),
+                                      "tx_hashes": [], "gas_used": int(g["gasUsed"], 16),
+                                      "gas_limit": int(g["gasLimit"], 16), "seen_at": self.started_at,
+                                      "batch": None}
+        return cached
+
+    def _operator_address(self) -> str | None:
+        """The sequencer's L1 address (pays commit/prove/execute): ZKsync's ``operatorAddress``."""
+        if not hasattr(self, "_operator"):
+            from eth_account import Account
+
+            self._operator = Account.from_key(self.cfg.l1_key).address if self.cfg.l1_key else None
+        return self._operator
 
     def rpc_batch_details(self, params: list) -> dict | None:
         rec = self.pipeline.batches.get(_qty(params, 0, "batch number"))
