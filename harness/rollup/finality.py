@@ -99,3 +99,12 @@ def batch_details(batch: dict) -> dict:
     if batch.get("refusal"):
         out["refusal"] = batch["refusal"]
     return out
+
+
+def genesis_batch_details(root: str | None, timestamp: int) -> dict:
+    """zks_getL1BatchDetails(0): ZKsync's genesis batch (block 0 only), verified without L1 txs."""
+    out = {"number": 0, "timestamp": timestamp, "l1TxCount": 0, "l2TxCount": 0, "rootHash": root,
+           "prevRootHash": None, "firstBlock": 0, "lastBlock": 0, "nodeStatus": "genesis"}
+    out.update(l1_fields(None))
+    out["status"] = "verified"
+    return out

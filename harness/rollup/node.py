@@ -38,7 +38,7 @@ from typing import Any
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
 from harness.rollup.config import NodeConfig
 from harness.rollup.engine import Engine, EngineConfig, JsonRpcClient, ReplayMismatch
-from harness.rollup.finality import batch_details, block_details
+from harness.rollup.finality import batch_details, block_details, genesis_batch_details
 from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
@@ -358,11 +358,19 @@ class Node:
         return self._operator
 
     def rpc_batch_details(self, params: list) -> dict | None:
-        rec = self.pipeline.batches.get(_qty(params, 0, "batch number"))
+        n = _qty(params, 0, "batch number")
+        if n == 0:  # ZKsync serves its genesis batch; so does this node (root = the contract's genesis root)
+            g = self._genesis_block()
+            return genesis_batch_details(self.db.get_meta("genesis_root"), g["timestamp"] if g else 0)
+        rec = self.pipeline.batches.get(n)
         return batch_details(rec) if rec else None
 
     def rpc_batch_range(self, params: list) -> list | None:
-        rec = self.pipeline.batches.get(_qty(params, 0, "batch number"))
+        """zks_getL1BatchBlockRange: ``[first, last]`` L2 block (hex) of a sealed batch, null otherwise."""
+        n = _qty(params, 0, "batch number")
+        if n == 0:
+            return ["0x0", "0x0"]
+        rec = self.pipeline.batches.get(n)
         return [hex(rec["first_block"]), hex(rec["last_block"])] if rec else None
 
     def rpc_batch_timings(self, params: list) -> dict | None:
