@@ -179,6 +179,13 @@ class TxFinality:
         return d
 
 
+def _not_served(e: RpcError) -> bool:
+    """The error says the method does not exist here (JSON-RPC -32601, or a node's own wording of it)."""
+    text = str(e).lower()
+    return e.code == METHOD_NOT_FOUND or any(w in text for w in (
+        "not found", "not supported", "unsupported", "not implemented", "does not exist", "unknown method"))
+
+
 def _tx_fields(tx: Any) -> tuple[str, float | None, int | None]:
     """(hash, submit_s, block_number) from a TxObs-like object, a mapping, or a (hash, submit_s) pair."""
     if isinstance(tx, str):
@@ -298,9 +305,12 @@ class FinalityTracker:
         zks_getL1BatchDetails; a real ZKsync node (and the embedded one) serves it for its batches."""
         batch = to_int(head_details["l1BatchNumber"]) if isinstance(head_details, Mapping) and \
             head_details.get("l1BatchNumber") is not None else 0
-        served, _ = self._answers("zks_getL1BatchDetails", [max(batch - 1, 0)])
-        if served:
+        try:
+            self._call("zks_getL1BatchDetails", [max(batch - 1, 0)])
             return None
+        except RpcError as e:
+            if not _not_served(e):
+                raise FinalityError(f"zks_getL1BatchDetails on {self.url}: {e}") from e
         l1_fields = ("commitTxHash", "proveTxHash", "executeTxHash", "committedAt", "provenAt", "executedAt")
         all_null = isinstance(head_details, Mapping) and all(head_details.get(f) is None for f in l1_fields)
         return (f"{self.url} serves zks_getBlockDetails but not zks_getL1BatchDetails"
