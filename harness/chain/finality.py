@@ -11,6 +11,15 @@ Two ways to see finality, picked by ``mode``:
   so the time recorded is the local time this tracker first observed it (resolution = ``poll_s``).
 * ``"auto"`` — ``zks`` if the node answers ``zks_getBlockDetails``, else ``tags``.
 
+On a ZKsync-API target (it answers ``zks_L1BatchNumber``) tags mode polls ZKsync's tags,
+``l1_committed`` and ``finalized`` (zksync-era's ``BlockNumber`` enum: ZKsync has no ``safe``); on any
+other target the standard ``safe`` and ``finalized``. The stage names stay ``safe`` / ``finalized``.
+
+A target that answers ``zks_getBlockDetails`` but not ``zks_getL1BatchDetails`` (anvil-zksync's shape:
+every commit/prove/execute field null, no L1 behind it) has no L1 settlement to wait for:
+:attr:`FinalityTracker.no_settlement` says why, and :meth:`FinalityTracker.wait_blocks` raises
+:class:`NoSettlementData` at once instead of polling until the timeout.
+
 Every time is seconds on the local wall clock (``time.time()``, float, sub-second), the clock the load
 generator uses for submit times and the block observer for inclusion ("soft finality"). For every stage
 the tracker keeps both the node-reported instant (zks mode; None in tags mode) and the local instant it
@@ -45,6 +54,10 @@ class FinalityError(RuntimeError):
 
 class NodeUnreachable(FinalityError):
     """The node at the URL does not answer (connection refused, timeouts)."""
+
+
+class NoSettlementData(FinalityError):
+    """The target serves ZKsync's API without L1 settlement data (anvil-zksync): no stage past soft."""
 
 
 class FinalityTimeout(FinalityError):
@@ -166,6 +179,13 @@ class TxFinality:
         return d
 
 
+def _not_served(e: RpcError) -> bool:
+    """The error says the method does not exist here (JSON-RPC -32601, or a node's own wording of it)."""
+    text = str(e).lower()
+    return e.code == METHOD_NOT_FOUND or any(w in text for w in (
+        "not found", "not supported", "unsupported", "not implemented", "does not exist", "unknown method"))
+
+
 def _tx_fields(tx: Any) -> tuple[str, float | None, int | None]:
     """(hash, submit_s, block_number) from a TxObs-like object, a mapping, or a (hash, submit_s) pair."""
     if isinstance(tx, str):
@@ -195,6 +215,10 @@ class FinalityTracker:
         self.rpc = Rpc(l2_url, timeout_s=rpc_timeout_s)
         self._mode: str | None = None if mode == "auto" else mode
         self._checked = False
+        #: why this target has no L1 settlement to track (None: it has, or not known yet)
+        self._no_settlement: str | None = None
+        #: the block tag polled for each tags-mode stage (ZKsync: l1_committed for "safe")
+        self.tag_names: dict[str, str] = {"safe": "safe", "finalized": "finalized"}
 
     def close(self) -> None:
         self.rpc.close()
@@ -226,6 +250,13 @@ class FinalityTracker:
         return self._mode  # type: ignore[return-value]
 
     @property
+    def no_settlement(self) -> str | None:
+        """Why the target has no L1 settlement to track (anvil-zksync's shape), or None."""
+        if not self._checked:
+            self._detect()
+        return self._no_settlement
+
+    @property
     def stages(self) -> tuple[str, ...]:
         return ZKS_STAGES if self.mode == "zks" else TAG_STAGES
 
@@ -233,20 +264,31 @@ class FinalityTracker:
     def hard_stage(self) -> str:
         return "executed" if self.mode == "zks" else "finalized"
 
+    def _answers(self, method: str, params: list) -> tuple[bool, Any]:
+        """(served, result) of one call; an RPC error reply counts as not served."""
+        try:
+            return True, self._call(method, params)
+        except RpcError:
+            return False, None
+
     def _detect(self) -> None:
         head = to_int(self._call("eth_blockNumber"))
-        zks_ok = False
+        zks_ok, details = (False, None)
         if self._mode in (None, "zks"):
             try:
-                self._call("zks_getBlockDetails", [head])
+                details = self._call("zks_getBlockDetails", [head])
                 zks_ok = True
             except RpcError as e:
                 if self._mode == "zks":
                     raise FinalityError(
                         f"{self.url} does not serve zks_getBlockDetails ({e}); use mode='tags' or 'auto'"
                     ) from e
+        zks_api, _ = (True, None) if zks_ok else self._answers("zks_L1BatchNumber", [])
+        if zks_api:
+            self.tag_names = {"safe": "l1_committed", "finalized": "finalized"}
         if zks_ok:
             self._mode = "zks"
+            self._no_settlement = self._settlement_missing(details)
         else:
             try:
                 self._call("eth_getBlockByNumber", ["finalized", False])
@@ -256,6 +298,24 @@ class FinalityTracker:
                 ) from e
             self._mode = "tags"
         self._checked = True
+
+    def _settlement_missing(self, head_details: Any) -> str | None:
+        """The reason a zks target has no L1 settlement data, or None. anvil-zksync answers
+        zks_getBlockDetails with every commit/prove/execute field null and does not serve
+        zks_getL1BatchDetails; a real ZKsync node (and the embedded one) serves it for its batches."""
+        batch = to_int(head_details["l1BatchNumber"]) if isinstance(head_details, Mapping) and \
+            head_details.get("l1BatchNumber") is not None else 0
+        try:
+            self._call("zks_getL1BatchDetails", [max(batch - 1, 0)])
+            return None
+        except RpcError as e:
+            if not _not_served(e):
+                raise FinalityError(f"zks_getL1BatchDetails on {self.url}: {e}") from e
+        l1_fields = ("commitTxHash", "proveTxHash", "executeTxHash", "committedAt", "provenAt", "executedAt")
+        all_null = isinstance(head_details, Mapping) and all(head_details.get(f) is None for f in l1_fields)
+        return (f"{self.url} serves zks_getBlockDetails but not zks_getL1BatchDetails"
+                f"{' and every commit/prove/execute field is null' if all_null else ''} (anvil-zksync's shape): "
+                "no L1 settlement behind it, so no committed/proven/executed stage can be observed")
 
     # -- blocks ----------------------------------------------------------------------------------------------
     def poll_blocks_once(self, records: dict[int, BlockFinality]) -> None:
@@ -289,13 +349,13 @@ class FinalityTracker:
                         rec.reported[stage] = unix_t if unix_t is not None else iso_t  # type: ignore[assignment]
                         rec.times[stage] = rec.reported[stage]
         else:
-            replies = self._batch([("eth_getBlockByNumber", ["safe", False]),
-                                   ("eth_getBlockByNumber", ["finalized", False])])
+            replies = self._batch([("eth_getBlockByNumber", [self.tag_names[t], False]) for t in TAG_STAGES])
             seen = now_fn()
             heads = {}
             for tag, rep in zip(TAG_STAGES, replies, strict=False):
                 if "error" in rep:
-                    raise FinalityError(f"eth_getBlockByNumber({tag!r}) on {self.url}: {rep['error']}")
+                    raise FinalityError(
+                        f"eth_getBlockByNumber({self.tag_names[tag]!r}) on {self.url}: {rep['error']}")
                 b = rep.get("result")
                 heads[tag] = to_int(b["number"]) if b else -1
             for n in pending:
@@ -316,6 +376,8 @@ class FinalityTracker:
         if target not in self.stages:
             raise ValueError(f"stage {target!r} is not one of mode {self.mode!r}'s stages {self.stages}")
         upto = self.stages[: self.stages.index(target) + 1]
+        if self.mode == "zks" and self.no_settlement:
+            raise NoSettlementData(self.no_settlement)
         records = {n: BlockFinality(n, self.mode) for n in nums}
         deadline = time.monotonic() + timeout_s
         last_ok = time.monotonic()

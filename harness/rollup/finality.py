@@ -8,6 +8,13 @@ strings (null until that L1 step happened). Extra fields ending in ``Unix``
 carry the same instants as float unix seconds for sub-second analysis:
 they are the local wall-clock times at which the node got the L1 receipt.
 ``softFinalityAtUnix`` is when the node first saw the L2 block.
+
+``zks_getBlockDetails`` follows zksync-era's ``api::BlockDetails`` (core/lib/types/src/api/mod.rs) as
+built by ``From<StorageBlockDetails>`` (core/lib/dal/src/models/storage_block.rs, commit
+0169b1e56bd8b71538676a6446807ac49fe00a0b): ``l1BatchNumber`` is never null (a block not yet in a batch
+gets the next batch number, ``MAX(l1_batches.number) + 1`` in the DAL's query), ``operatorAddress`` is
+the batch's fee account (here: the sequencer's L1 address), block 0 is answered with status
+``"verified"`` (genesis batch 0), and a block's status is ``"verified"`` once its batch is executed.
 """
 
 from __future__ import annotations
@@ -44,11 +51,13 @@ def l1_fields(rec: dict | None) -> dict:
     return out
 
 
-def block_details(block: dict, batch: dict | None) -> dict:
-    """zks_getBlockDetails for one recorded L2 block."""
+def block_details(block: dict, batch: dict | None, next_batch: int, operator: str | None) -> dict:
+    """zks_getBlockDetails for one recorded L2 block. ``next_batch``: the number the next sealed batch
+    will get (ZKsync's answer for a block not yet in a batch); ``operator``: the sequencer's L1 address
+    (ZKsync's ``operatorAddress``, the fee account; the zero address when the node has no L1 key)."""
     out = {
         "number": block["number"],
-        "l1BatchNumber": batch["number"] if batch else None,
+        "l1BatchNumber": batch["number"] if batch else (0 if block["number"] == 0 else next_batch),
         "timestamp": block["timestamp"],
         "l1TxCount": 0,
         "l2TxCount": len(block["tx_hashes"]),
@@ -57,9 +66,11 @@ def block_details(block: dict, batch: dict | None) -> dict:
         "gasLimit": block["gas_limit"],
         "softFinalityAt": iso(block["seen_at"]),
         "softFinalityAtUnix": block["seen_at"],
-        "operatorAddress": None,
+        "operatorAddress": operator or "0x" + "00" * 20,
     }
     out.update(l1_fields(batch))
+    if block["number"] == 0:  # genesis: batch 0, verified without L1 txs (storage_block.rs: number == 0)
+        out["status"] = "verified"
     return out
 
 
@@ -87,4 +98,13 @@ def batch_details(batch: dict) -> dict:
     out.update(l1_fields(batch))
     if batch.get("refusal"):
         out["refusal"] = batch["refusal"]
+    return out
+
+
+def genesis_batch_details(root: str | None, timestamp: int) -> dict:
+    """zks_getL1BatchDetails(0): ZKsync's genesis batch (block 0 only), verified without L1 txs."""
+    out = {"number": 0, "timestamp": timestamp, "l1TxCount": 0, "l2TxCount": 0, "rootHash": root,
+           "prevRootHash": None, "firstBlock": 0, "lastBlock": 0, "nodeStatus": "genesis"}
+    out.update(l1_fields(None))
+    out["status"] = "verified"
     return out

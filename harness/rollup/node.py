@@ -39,7 +39,7 @@ from typing import Any
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
 from harness.rollup.config import NodeConfig
 from harness.rollup.engine import Engine, EngineConfig, JsonRpcClient, ReplayMismatch
-from harness.rollup.finality import batch_details, block_details
+from harness.rollup.finality import batch_details, block_details, genesis_batch_details
 from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
@@ -330,18 +330,48 @@ class Node:
         }
 
     def rpc_block_details(self, params: list) -> dict | None:
-        b = self.db.block(_qty(params, 0, "block number"))
+        n = _qty(params, 0, "block number")
+        b = self.db.block(n) if n > 0 else self._genesis_block()
         if b is None:
             return None
         batch = self.pipeline.batches.get(b["batch"]) if b["batch"] is not None else None
-        return block_details(b, batch)
+        return block_details(b, batch, max(self.pipeline.batches, default=0) + 1, self._operator_address())
+
+    def _genesis_block(self) -> dict | None:
+        """Block 0 as the engine has it (the block tracker records blocks from 1); batch 0 = genesis."""
+        cached = getattr(self, "_genesis", None)
+        if cached is None:
+            g = JsonRpcClient(self.engine.url).call("eth_getBlockByNumber", ["0x0", False])
+            if g is None:
+                return None
+            cached = self._genesis = {"number": 0, "hash": g["hash"], "timestamp": int(g["timestamp"], 16),
+                                      "tx_hashes": [], "gas_used": int(g["gasUsed"], 16),
+                                      "gas_limit": int(g["gasLimit"], 16), "seen_at": self.started_at,
+                                      "batch": None}
+        return cached
+
+    def _operator_address(self) -> str | None:
+        """The sequencer's L1 address (pays commit/prove/execute): ZKsync's ``operatorAddress``."""
+        if not hasattr(self, "_operator"):
+            from eth_account import Account
+
+            self._operator = Account.from_key(self.cfg.l1_key).address if self.cfg.l1_key else None
+        return self._operator
 
     def rpc_batch_details(self, params: list) -> dict | None:
-        rec = self.pipeline.batches.get(_qty(params, 0, "batch number"))
+        n = _qty(params, 0, "batch number")
+        if n == 0:  # ZKsync serves its genesis batch; so does this node (root = the contract's genesis root)
+            g = self._genesis_block()
+            return genesis_batch_details(self.db.get_meta("genesis_root"), g["timestamp"] if g else 0)
+        rec = self.pipeline.batches.get(n)
         return batch_details(rec) if rec else None
 
     def rpc_batch_range(self, params: list) -> list | None:
-        rec = self.pipeline.batches.get(_qty(params, 0, "batch number"))
+        """zks_getL1BatchBlockRange: ``[first, last]`` L2 block (hex) of a sealed batch, null otherwise."""
+        n = _qty(params, 0, "batch number")
+        if n == 0:
+            return ["0x0", "0x0"]
+        rec = self.pipeline.batches.get(n)
         return [hex(rec["first_block"]), hex(rec["last_block"])] if rec else None
 
     def rpc_batch_timings(self, params: list) -> dict | None:

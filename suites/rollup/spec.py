@@ -16,6 +16,19 @@ PAPER = Paper(
     drift=Drift(rel=0.5, abs=0.0),
 )
 
+# -- the paper's numbers (passed into harness/chain's computations and figures; the harness never imports suites)
+#: Table 1: generator instances -> TPS (200 txs per instance, txs / whole seconds)
+PAPER_TABLE1_TPS: dict[int, float] = {1: 200.0, 2: 200.0, 3: 85.71, 4: 61.54, 5: 71.43}
+PAPER_SOFT_MEDIAN_S = 2.5
+PAPER_SOFT_MAX_S = 15.0
+PAPER_PEAK_TPS = 98.4
+PAPER_PEAK_AT_S = 4.0
+PAPER_SUSTAINED_TPS = 71.43
+PAPER_TXS_PER_BLOCK = 9.0
+PAPER_TXS_PER_BATCH = 31.0
+#: B6: the paper saw instability above this many generator instances
+PAPER_MAX_STABLE_INSTANCES = 5
+
 B1 = Claim("B1", PAPER, "Sec. evaluation",
            "Sustained swap TPS on the rollup exceeds L1 swap TPS.",
            "71.43 TPS sustained vs ~12-15 (elsewhere 15-23) on Ethereum L1",

@@ -11,7 +11,7 @@ import statistics
 
 import pytest
 
-from harness.chain import claims_b
+from harness.chain import claims_b, plots
 from harness.chain.loadgen import LoadConfig
 from harness.chain.profiles import get_profile
 from harness.report.attach import attach_figure, attach_table
@@ -221,7 +221,7 @@ def test_b10_gps_is_the_capacity_figure_on_a_gas_bound_chain(profile, l1_load, c
                                                 "gps_sustained": m["gps_sustained"]}
                                                for w, m in (("swap", s), ("transfer", t))])
     attach_figure("B10: TPS vs GPS, transfer / swap (mainnet-scaled)",
-                  claims_b.workload_ratio_figure(s, t, "B10 on a gas-bound L1 (mainnet-scaled): transfer / swap"))
+                  plots.workload_ratio_figure(s, t, "B10 on a gas-bound L1 (mainnet-scaled): transfer / swap"))
     claim_report(
         {
             "swap_tps": s["tps_sustained"],

@@ -1,21 +1,21 @@
-"""Pure computations behind paper B's rollup claims (harness/chain/claims_b.py), on hand-made records."""
+"""Pure computations behind paper B's rollup claims (harness/chain/claims_b.py, harness/chain/settlement.py), on hand-made records."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.chain import claims_b
+from harness.chain import claims_b, settlement
 from harness.chain.finality import TxFinality
 
 
 def _batch(n, txs, first, last, commit=1000, prove=200, execute=50, timings=None):
-    return {"number": n, "l2TxCount": txs, "firstBlock": first, "lastBlock": last,
+    return {"number": n, "l2TxCount": txs, "l2_block_range": [first, last],
             "l1_gas": {"commit": commit, "prove": prove, "execute": execute}, "timings_s": timings}
 
 
 def test_settlement_cost_amortizes_over_every_tx_in_the_batches() -> None:
     bs = [_batch(1, 100, 1, 3), _batch(2, 150, 4, 6, commit=1500)]
-    c = claims_b.settlement_cost(bs, l1_gas_per_swap=87_000, l1_gas_per_second=2_500_000)
+    c = settlement.settlement_cost(bs, l1_gas_per_swap=87_000, l1_gas_per_second=2_500_000)
     per = (1000 + 200 + 50 + 1500 + 200 + 50) / 250
     assert c["amortized_l1_gas_per_tx"] == pytest.approx(per)
     assert c["scaling_factor"] == pytest.approx(87_000 / per)
@@ -26,7 +26,7 @@ def test_settlement_cost_amortizes_over_every_tx_in_the_batches() -> None:
 def test_settlement_cost_counts_blob_gas_and_reports_it_apart() -> None:
     b = _batch(1, 100, 1, 3)
     b["l1_blob_gas"] = {"commit": 131_072, "prove": 0, "execute": 0}
-    c = claims_b.settlement_cost([b, _batch(2, 100, 4, 6)], 87_000, 2_500_000)
+    c = settlement.settlement_cost([b, _batch(2, 100, 4, 6)], 87_000, 2_500_000)
     assert c["amortized_l1_blob_gas_per_tx"] == pytest.approx(131_072 / 200)
     assert c["amortized_l1_execution_gas_per_tx"] == pytest.approx(2 * 1250 / 200)
     assert c["amortized_l1_gas_per_tx"] == pytest.approx((2 * 1250 + 131_072) / 200)
@@ -39,9 +39,9 @@ def test_settlement_cost_counts_blob_gas_and_reports_it_apart() -> None:
 )
 def test_settlement_cost_refuses_unusable_input(batches, msg) -> None:
     with pytest.raises(ValueError, match=msg):
-        claims_b.settlement_cost(batches, 87_000, 2_500_000)
+        settlement.settlement_cost(batches, 87_000, 2_500_000)
     with pytest.raises(ValueError):
-        claims_b.settlement_cost([_batch(1, 5, 1, 1)], 0, 2_500_000)
+        settlement.settlement_cost([_batch(1, 5, 1, 1)], 0, 2_500_000)
 
 
 def test_stage_dominance_and_txs_per_batch() -> None:
@@ -49,14 +49,14 @@ def test_stage_dominance_and_txs_per_batch() -> None:
          {"seal": 0.001, "state_diff": 0.3, "tree": 0.25, "compress": 0.02},
          {"seal": 0.001, "state_diff": 0.1, "tree": 0.5, "compress": 0.03}]
     bs = [_batch(i + 1, 10 * (i + 1), 3 * i + 1, 3 * i + 3, timings=x) for i, x in enumerate(t)]
-    d = claims_b.stage_dominance(bs)
+    d = settlement.stage_dominance(bs)
     assert d["dominant_by_median"] == "tree" and d["per_stage"]["tree"]["median_s"] == 0.5
     assert d["slowest_stage_count"] == {"seal": 0, "state_diff": 1, "tree": 2, "compress": 0}
-    tb = claims_b.txs_per_batch(bs)
+    tb = settlement.txs_per_batch(bs)
     assert tb["txs_per_batch_mean"] == 20 and tb["blocks_per_batch_mean"] == 3
     assert tb["blocks_per_batch_min"] == 3 and tb["batches_with_one_block"] == 0
     with pytest.raises(ValueError, match="timings"):
-        claims_b.stage_dominance([_batch(1, 1, 1, 1)])
+        settlement.stage_dominance([_batch(1, 1, 1, 1)])
 
 
 def test_largest_stable_stops_at_the_first_unstable_step() -> None:

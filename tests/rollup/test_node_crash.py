@@ -21,7 +21,7 @@ import pytest
 from eth_account import Account as EthAccount
 
 from fixtures.rollup import l1_operator_key
-from harness.chain import claims_b
+from harness.chain import settlement
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
 from harness.chain.anvil import rpc_call
 from harness.rollup.l1 import RollupL1
@@ -222,7 +222,7 @@ def check_finality_fields_against_l1(url: str, l1: RollupL1, l1_url: str, execut
     d = rpc_call(url, "zks_getL1BatchDetails", [first])
     if lost_writes[first] == "executed":  # all three steps of this batch were rebuilt from L1
         assert d["commitRecovered"] and d["proveRecovered"] and d["executeRecovered"], d
-    cost = claims_b.settlement_cost(batches, 100_000, 2_500_000)  # raised "gas unknown" before
+    cost = settlement.settlement_cost(batches, 100_000, 2_500_000)  # raised "gas unknown" before
     assert cost["amortized_l1_gas_per_tx"] > 0
 
 

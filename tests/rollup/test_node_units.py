@@ -104,12 +104,18 @@ def test_finality_views_follow_zksync_field_names() -> None:
              "data_hash": "0x02", "sealed_at": 101.0, "raw_bytes": 10, "compressed_bytes": 5,
              "compression_ratio": 2.0, "status": "committed", "first_block_timestamp": 99,
              "commit": {"tx_hash": "0xc", "at": 102.5, "block_number": 9, "block_timestamp": 102, "gas_used": 1}}
-    d = block_details(block, batch)
+    op = "0x" + "11" * 20
+    d = block_details(block, batch, 3, op)
+    assert d["operatorAddress"] == op
     assert d["status"] == "sealed" and d["l1BatchNumber"] == 2 and d["commitTxHash"] == "0xc"
     assert d["committedAt"] == iso(102.5) == "1970-01-01T00:01:42.500000Z" and d["provenAt"] is None
     batch["status"] = "executed"
     assert batch_details(batch)["status"] == "verified"
-    assert block_details(block, None)["l1BatchNumber"] is None
+    # zksync-era never answers null: a block not yet in a batch gets the next batch number
+    assert block_details(block, None, 3, op)["l1BatchNumber"] == 3
+    genesis = block_details({**block, "number": 0, "batch": None}, None, 3, None)
+    assert genesis["l1BatchNumber"] == 0 and genesis["status"] == "verified"
+    assert genesis["operatorAddress"] == "0x" + "00" * 20
 
 
 @settings(max_examples=25, deadline=None)
