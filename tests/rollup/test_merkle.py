@@ -131,3 +131,13 @@ def test_revert_undoes_an_update_exactly(before: dict[bytes, bytes], change: dic
     t.revert(undo)
     assert (t.root, t.nodes, t.leaves, t._index_owner) == snap
     t.update(change)  # and the tree still works afterwards
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=300))
+def test_keccak_is_ethereums_keccak_256(data: bytes) -> None:
+    """The tree's keccak (safe-pysha3) gives pycryptodome's Keccak-256 digest (Ethereum's, not SHA3-256)."""
+    from Crypto.Hash import keccak as reference
+
+    assert keccak(data) == reference.new(digest_bits=256, data=data).digest()
+    assert keccak(b"").hex() == "c5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"
