@@ -185,17 +185,21 @@ def test_b3_table1_tps_vs_generator_instances(profile, l2_load, results_dir, cla
     attach_figure("Table 1", plots.table1_figure(rows))
     results_path(results_dir, "table1.json").write_text(json.dumps(rows, indent=1))
     tps = {r["instances"]: r["tps_paper_formula"] for r in rows}
-    sustained = {r["instances"]: r["tps_sustained"] or 0.0 for r in rows}
+    sustained = {r["instances"]: r["tps_sustained"] for r in rows}
+    # a step whose txs all land within the sustained window's minimum span has no sustained rate (None): the
+    # shape cannot be shown on it, so it is counted, reported and read as "not shown" (never as a number)
+    unmeasured = sorted(k for k in (1, 2, 3, 4, 5) if sustained[k] is None)
     # the verdict is on the sub-second measure (CLAIMS.md: local clocks with sub-second resolution; the paper's
     # txs / whole seconds is reported beside it): at 200 txs per instance and >100 TPS a run spans 1-8 block
     # seconds, so one second more or less moves the paper formula by 12-50 %, more than the shape it judges
-    drop = max(sustained[k] for k in (3, 4, 5)) < min(sustained[k] for k in (1, 2))
+    drop = not unmeasured and max(sustained[k] for k in (3, 4, 5)) < min(sustained[k] for k in (1, 2))
     drop_paper_formula = max(tps[k] for k in (3, 4, 5)) < min(tps[k] for k in (1, 2))
     measured = {f"tps_paper_formula_{k}": tps[k] for k in counts}
     measured.update({f"tps_sustained_{r['instances']}": r["tps_sustained"] for r in rows})
     measured["lost_total"] = sum(r["lost"] for r in rows)
     measured["drop_after_2_instances"] = drop
     measured["drop_after_2_instances_paper_formula"] = drop_paper_formula
+    measured["steps_without_sustained_window"] = unmeasured
     claim_report(measured, reproduced=drop,
                  detail="paper: 1->200, 2->200, 3->85.71, 4->61.54, 5->71.43 TPS; 200 txs per instance; judged on "
                         "sustained TPS (sub-second clocks), the paper's whole-second formula reported beside it")
