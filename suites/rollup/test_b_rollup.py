@@ -35,6 +35,8 @@ pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("load")]
 PAPER_INSTANCES = (1, 2, 3, 4, 5)
 #: Table 1 / stability steps: the paper's 1..5 "and beyond" (issue 6); 16 needs 320 funded load accounts at smoke
 STEPS = {"smoke": (1, 2, 3, 4, 5, 8, 16), "paper": (1, 2, 3, 4, 5, 8, 16)}
+#: B3: the smallest TPS drop after 2 instances that counts as the paper's shape (see the test)
+DROP_MIN_FRACTION = 0.10
 #: B5: "hard finality much later than soft" read as at least one order of magnitude between the medians
 HARD_OVER_SOFT_MIN = 10.0
 
@@ -192,7 +194,11 @@ def test_b3_table1_tps_vs_generator_instances(profile, l2_load, results_dir, cla
     # the verdict is on the sub-second measure (CLAIMS.md: local clocks with sub-second resolution; the paper's
     # txs / whole seconds is reported beside it): at 200 txs per instance and >100 TPS a run spans 1-8 block
     # seconds, so one second more or less moves the paper formula by 12-50 %, more than the shape it judges
-    drop = not unmeasured and max(sustained[k] for k in (3, 4, 5)) < min(sustained[k] for k in (1, 2))
+    # a drop must exceed the step-to-step spread of a flat (saturated) curve: below DROP_MIN_FRACTION it is the
+    # order of five near-equal numbers (2026-12-02 fresh-clone CI run: 136, 142, 137, 150, 137 TPS), which
+    # one run would call a drop and the next not; the paper's own drop is 57 % (200 -> 85.7)
+    drop = not unmeasured and (max(sustained[k] for k in (3, 4, 5))
+                                < (1 - DROP_MIN_FRACTION) * min(sustained[k] for k in (1, 2)))
     drop_paper_formula = max(tps[k] for k in (3, 4, 5)) < min(tps[k] for k in (1, 2))
     measured = {f"tps_paper_formula_{k}": tps[k] for k in counts}
     measured.update({f"tps_sustained_{r['instances']}": r["tps_sustained"] for r in rows})
@@ -200,6 +206,7 @@ def test_b3_table1_tps_vs_generator_instances(profile, l2_load, results_dir, cla
     measured["drop_after_2_instances"] = drop
     measured["drop_after_2_instances_paper_formula"] = drop_paper_formula
     measured["steps_without_sustained_window"] = unmeasured
+    measured["drop_min_fraction"] = DROP_MIN_FRACTION
     claim_report(measured, reproduced=drop,
                  detail="paper: 1->200, 2->200, 3->85.71, 4->61.54, 5->71.43 TPS; 200 txs per instance; judged on "
                         "sustained TPS (sub-second clocks), the paper's whole-second formula reported beside it")
