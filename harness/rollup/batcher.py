@@ -198,6 +198,7 @@ class Pipeline:
             self.halted = f"batch {r['number']} refused (persisted): {r.get('refusal')}"
             self.errors["prover"] = self.halted
         self.l1_totals: dict[str, int] = {}
+        self.diff_tracer = None  # a diff_tracer.BlockDiffTracer, set by the node; None: trace at seal
 
     # -- records ---------------------------------------------------------------------------------------------
     def save(self, rec: dict) -> None:
@@ -361,6 +362,8 @@ class Pipeline:
         while not self.stop_event.is_set():
             first = self.next_first_block()
             blocks = self.db.blocks(first, first + 10_000)
+            if self.diff_tracer is not None:  # a block joins a batch once its state diff is traced
+                blocks = self.diff_tracer.ready(blocks)
             take = pick_batch(blocks, first, crit, lambda h: len(self.raw_by_hash.get(h.lower(), b"")),
                               time.time())
             if take is None:
@@ -390,7 +393,11 @@ class Pipeline:
         timings["seal"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        diff, _ = blocks_state_diff(self.l2, blocks[0]["number"], blocks[-1]["number"])
+        trace_info = None
+        if self.diff_tracer is not None:  # traced block by block as recorded (diff_tracer.py): merge them
+            diff, trace_info = self.diff_tracer.take(blocks[0]["number"], blocks[-1]["number"], self.l2)
+        else:
+            diff, _ = blocks_state_diff(self.l2, blocks[0]["number"], blocks[-1]["number"])
         timings["state_diff"] = time.perf_counter() - t0
 
         prev_root = self.tree.root
@@ -422,6 +429,8 @@ class Pipeline:
                 "l2_gas_used": sum(b["gas_used"] for b in blocks),
                 "first_block_timestamp": blocks[0]["timestamp"], "sealed_at": time.time(), "timings": timings,
             }
+            if trace_info is not None:  # the blocks' trace cost, paid as they were recorded (not a sealing stage)
+                rec["block_trace"] = trace_info
             t0 = time.perf_counter()
             timings["persist"] = 0.0  # overwritten below; present in the stored record
             tree_hash_s = timings["tree"]

@@ -38,6 +38,9 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: the OS picks
     l1_retry_max_s: float = 30.0  # backoff cap while L1 is unreachable
+    # trace each L2 block's state diff as it is recorded (ZKsync's state keeper has a block's storage logs
+    # when it seals the block); False: trace the whole batch at seal time (diff_tracer.py says why not)
+    trace_blocks_ahead: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -44,6 +44,7 @@ from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer
+from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.state_diff import genesis_leaves
 from harness.rollup.store import NodeDb, TxWal
 from harness.rollup.zk import setup as zk_setup
@@ -243,6 +244,12 @@ class Node:
         self.pipeline.reconcile_with_l1()
         self._tracker = threading.Thread(target=self._track_blocks, name="block-tracker", daemon=True)
         self._tracker.start()
+        if cfg.trace_blocks_ahead:
+            tracer = BlockDiffTracer(self.engine.rpc, db.last_block, self.pipeline.next_first_block())
+            self.pipeline.diff_tracer = tracer
+            self._diff_tracer = threading.Thread(target=tracer.run, args=(self._stop,), name="diff-tracer",
+                                                 daemon=True)
+            self._diff_tracer.start()
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch,
                              self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block)
@@ -379,7 +386,7 @@ class Node:
         if rec is None:
             return None
         return {"number": rec["number"], "status": rec["status"], "timings_s": rec["timings"],
-                "tree_breakdown_s": rec.get("tree_breakdown_s"),
+                "tree_breakdown_s": rec.get("tree_breakdown_s"), "block_trace": rec.get("block_trace"),
                 "tx_count": rec["tx_count"], "block_count": rec["block_count"],
                 "leaves_touched": rec["leaves_touched"], "raw_bytes": rec["raw_bytes"],
                 "compressed_bytes": rec["compressed_bytes"], "compression_ratio": rec["compression_ratio"],

@@ -320,7 +320,12 @@ def test_b8_tree_is_the_slowest_sealing_stage(main_run, l2_settle, claim_report)
     for the batch, as ZKsync's ``waiting_for_tree`` counts it (its tree component both computes and
     stores the tree): hashing + the changed-node delta + writing those nodes and leaves; ``persist`` is
     the rest of the seal transaction (batch record, block map, commit/fsync). Both parts of ``tree``
-    (``hash``, ``write``) are reported, so the narrower reading (hashing only) can be checked too."""
+    (``hash``, ``write``) are reported, so the narrower reading (hashing only) can be checked too.
+    ``state_diff`` is what the seal itself spends on the batch's state diff: merging the diffs the node
+    traced block by block as the blocks were recorded (ZKsync's state keeper likewise has each L2 block's
+    storage logs when the batch seals); that per-block tracing is reported beside the stages
+    (``block_trace_ahead_median_s``) and any block the seal had to trace itself is counted
+    (``blocks_traced_at_seal``)."""
     st = l2_settle(main_run)
     _skip_without_settlement(st)
     if st["batches"] is None or not any(b.get("timings_s") for b in st["batches"]):
