@@ -344,6 +344,10 @@ def test_b8_tree_is_the_slowest_sealing_stage(main_run, l2_settle, claim_report)
     for part in ("hash", "write"):
         if parts:
             measured[f"tree_{part}_median_s"] = statistics.median(p[part] for p in parts)
+    traces = [b["block_trace"] for b in st["batches"] if b.get("block_trace")]
+    if traces:  # the blocks' state-diff tracing, done as each block was recorded (off the sealing path)
+        measured["block_trace_ahead_median_s"] = statistics.median(t["traced_ahead_s"] for t in traces)
+        measured["blocks_traced_at_seal"] = sum(t["traced_at_seal"] for t in traces)
     measured.update({"dominant_by_median": d["dominant_by_median"], "dominant_by_max": d["dominant_by_max"],
                      "tree_slowest_in_batches": d["slowest_stage_count"].get("tree"), "batches": d["batches"],
                      "tree_plus_persist_median_s": statistics.median(tp) if tp else None,
