@@ -38,13 +38,13 @@ from typing import Any
 
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
 from harness.rollup.config import NodeConfig
+from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.engine import Engine, EngineConfig, JsonRpcClient, ReplayMismatch
 from harness.rollup.finality import batch_details, block_details, genesis_batch_details
 from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer
-from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.state_diff import genesis_leaves
 from harness.rollup.store import NodeDb, TxWal
 from harness.rollup.zk import setup as zk_setup
@@ -407,6 +407,7 @@ class Node:
             "l2Head": self.db.last_block(), "l2ChainId": self.cfg.engine.chain_id,
             "batches": p.counts(), "l1Totals": p.l1_totals, "rollupAddress": getattr(self.l1, "address", None),
             "walBytes": self.wal.size_bytes, "walRecords": len(self.wal.records), "walFsyncs": self.wal.fsyncs,
+            "walDelayedSyncs": self.wal.delayed_syncs,
             "txsAccepted": self.sequencer.accepted, "txsRejected": self.sequencer.rejected,
             "txsKnown": len(self.sequencer.raw_by_hash), "stageTimings": stage_summary(recs),
             "errors": dict(p.errors), "halted": p.halted, "recovery": self.recovery,
