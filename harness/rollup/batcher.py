@@ -1,12 +1,15 @@
 """The batch pipeline: seal -> commit (L1) -> re-execute + prove -> verify (L1) -> execute (L1).
 
 One thread per stage, each working on the lowest batch waiting for it, so
-batches keep flowing (batch n+1 is sealed while batch n is being proven).
-Every stage's wall time is recorded in the batch record, in seconds:
+batches keep flowing (batch n+1 is sealed while batch n is being proven; re-execution, proving and
+L1 verification are three threads too, so batch n+1 is re-executed while batch n is proven and batch
+n-1 verified: a pipeline that ran them in one thread fell behind at full load, its per-batch sum
+exceeding the batch cadence). Every stage's wall time is recorded in the batch record, in seconds:
 
   seal        gather the blocks' raw txs from the WAL index
-  state_diff  trace the blocks on the L2 engine (``trace_replayBlockTransactions`` stateDiff,
-              see state_diff.py for why not geth's prestateTracer)
+  state_diff  merge the blocks' state diffs, traced block by block as the blocks were recorded
+              (diff_tracer.py; ``trace_replayBlockTransactions`` stateDiff, see state_diff.py for why
+              not geth's prestateTracer); a block not traced yet is traced here
   tree        the sparse Merkle tree's work for the batch: hashing and the changed-node delta in memory,
               plus writing those nodes and leaves to its store (ZKsync's ``waiting_for_tree``: its
               tree component computes and persists the tree in RocksDB); the two parts are kept
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import statistics
 import threading
 import time
@@ -57,6 +61,8 @@ STAGES = ("seal", "state_diff", "tree", "compress", "persist", "commit", "reexec
           "execute")
 SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
+#: re-execution may run this many batches ahead of proving
+PROOF_QUEUE = 2
 
 
 
@@ -199,6 +205,9 @@ class Pipeline:
             self.errors["prover"] = self.halted
         self.l1_totals: dict[str, int] = {}
         self.diff_tracer = None  # a diff_tracer.BlockDiffTracer, set by the node; None: trace at seal
+        self._to_prove: queue.Queue = queue.Queue(maxsize=PROOF_QUEUE)  # re-executed, waiting for a proof
+        self._proved: dict[int, dict] = {}  # proof made, waiting for L1 verification
+        self._proof_pending: dict | None = None  # the batch the proof stage is on (retried after a restart)
 
     # -- records ---------------------------------------------------------------------------------------------
     def save(self, rec: dict) -> None:
@@ -286,8 +295,8 @@ class Pipeline:
         """Start the prover's engine (before the node reports ready), then the four stage threads."""
         self.prover_engine = self.prover_engine_factory()
         self._prover_engine_fresh = True
-        for name, fn in (("sealer", self._sealer), ("committer", self._committer),
-                         ("prover", self._prover), ("executor", self._executor)):
+        for name, fn in (("sealer", self._sealer), ("committer", self._committer), ("prover", self._prover),
+                         ("proof", self._proof_maker), ("verifier", self._verifier), ("executor", self._executor)):
             t = threading.Thread(target=self._guard, args=(name, fn), name=f"rollup-{name}", daemon=True)
             t.start()
             self.threads.append(t)
@@ -540,6 +549,9 @@ class Pipeline:
             raise ProofRefused(f"batch {n}: re-executed root 0x{ptree.root.hex()} != L1 newRoot 0x{pub.new_root.hex()}")
 
     def _prover(self) -> None:
+        """Re-execution (stage 3a): replay each committed batch, as published on L1, on the prover's engine
+        and hand it to the proof stage; runs ahead of proving and verification (at most PROOF_QUEUE
+        batches), so the three overlap."""
         if self.halted:  # a persisted refusal: never prove past it
             raise ProofRefused(self.halted)
         ptree = SparseMerkleTree(self.cfg.tree_depth)
@@ -559,8 +571,9 @@ class Pipeline:
             self._replay_on_prover(self.published(rec["number"]), ptree)
             done += 1
         while not self.stop_event.is_set():
-            rec = self.lowest("committed")
-            if rec is None or rec["number"] != done + 1:
+            with self.lock:
+                rec = dict(self.batches.get(done + 1) or {})
+            if rec.get("status") != "committed":
                 self.stop_event.wait(0.05)
                 continue
             n = rec["number"]
@@ -572,22 +585,62 @@ class Pipeline:
                 rec["status"], rec["refusal"] = "refused", str(e)
                 self.save(rec)
                 raise
-            rec["timings"]["reexecute"] = time.perf_counter() - t0
-            rec["published_data_source"] = pub.source
-            t0 = time.perf_counter()
-            proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
-                                      chain_id=self.l1.chain_id, rollup_address=self.l1.address)
-            rec["timings"]["prove"] = time.perf_counter() - t0
-            rec["proof_seconds"] = getattr(proof, "seconds", None)
+            item = {"number": n, "pub": pub, "reexecute": time.perf_counter() - t0}
+            while not self.stop_event.is_set():  # backpressure: proving is the slower stage
+                try:
+                    self._to_prove.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            done = n
+
+    def _proof_maker(self) -> None:
+        """Proving (stage 3b): a Groth16 proof for each re-executed batch, in order."""
+        while not self.stop_event.is_set():
+            item = self._proof_pending  # a proof that failed last time (this stage restarted) goes first
+            if item is None:
+                try:
+                    item = self._to_prove.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                self._proof_pending = item
+            n, pub = item["number"], item["pub"]
+            with self.lock:
+                stale = self.batches.get(n, {}).get("status") != "committed"
+            if not stale:  # (else proven meanwhile: a re-execution restart queues batches again)
+                t0 = time.perf_counter()
+                proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
+                                          chain_id=self.l1.chain_id, rollup_address=self.l1.address)
+                item["proof"], item["prove"] = proof, time.perf_counter() - t0
+                with self.lock:
+                    self._proved[n] = item
+            self._proof_pending = None
+
+    def _verifier(self) -> None:
+        """Verification (stage 3c): each proof to L1 (``proveBatch``), in batch order."""
+        while not self.stop_event.is_set():
+            with self.lock:
+                rec = self.lowest("committed")
+                item = self._proved.get(rec["number"]) if rec is not None else None
+            if item is None:
+                self.stop_event.wait(0.05)
+                continue
+            n, proof, pub = rec["number"], item["proof"], item["pub"]
             t0 = time.perf_counter()
             res = self._retry("prove_batch", lambda n=n, proof=proof: self.l1.prove_batch(self.cfg.l1_key, n, proof),
                               done=self._l1_done("proven", n))
-            rec["timings"]["verify"] = time.perf_counter() - t0
-            rec["prove"] = l1_result(res) if res is not None else self._recover_step(n, "prove")
-            rec["status"] = "proven"
+            verify_s = time.perf_counter() - t0
+            step = l1_result(res) if res is not None else self._recover_step(n, "prove")
+            with self.lock:
+                rec = dict(self.batches[n])
+            rec["timings"] = dict(rec["timings"], reexecute=item["reexecute"], prove=item["prove"], verify=verify_s)
+            rec["published_data_source"] = pub.source
+            rec["proof_seconds"] = getattr(proof, "seconds", None)
+            rec["prove"], rec["status"] = step, "proven"
             self.save(rec)
+            with self.lock:
+                self._proved.pop(n, None)
             self._note_l1("proven", n)
-            done = n
 
     # -- stage 4: executor -----------------------------------------------------------------------------------
     def _executor(self) -> None:
