@@ -163,6 +163,21 @@ class BlockObserver:
                 done += 1
         return done
 
+    def _record_gaps(self, rpc: Rpc, missed: range, seen: float, prev: float,
+                     reported: dict[int, tuple[float, float]]) -> int:
+        """Fetch blocks no push carried, one by one in order (stops at the first not served); each is
+        seen when a heartbeat first reported it (else ``seen``), after the heartbeat before that (else
+        ``prev``). How many were recorded; their numbers go to ``gaps``."""
+        done = 0
+        for k in missed:
+            t_k, prev_k = reported.get(k, (seen, prev))
+            if not self._record(rpc, [k], min(seen, t_k), prev_k, "gap"):
+                break
+            reported.pop(k, None)
+            self.gaps.append(k)
+            done += 1
+        return done
+
     def _run_poll(self, rpc: Rpc, deadline: float, last: int, prev_poll: float) -> None:
         while not self._stop.is_set():
             if time.monotonic() > deadline:
@@ -186,8 +201,10 @@ class BlockObserver:
         """Consume pushes until stopped or the connection drops (then: fall back, return the cursor)."""
         sub = self._sub
         last, prev = self.start_block, self._t_start
-        first_reported: dict[int, float] = {}  # block -> when eth_blockNumber first reported it
+        # block -> (when a heartbeat's eth_blockNumber first reported it, the heartbeat before that one)
+        reported: dict[int, tuple[float, float]] = {}
         prev_hb = self._t_start
+        hb_head = self.start_block  # the head the last heartbeat read (a later block appeared after prev_hb)
         next_hb = time.monotonic() + self.heartbeat_s
         while not self._stop.is_set():
             if time.monotonic() > deadline:
@@ -215,16 +232,13 @@ class BlockObserver:
                         self.stale_pushes += 1
                     else:
                         if n > last + 1:  # skipped blocks: fetched by number, counted
-                            missed = list(range(last + 1, n))
-                            got = self._record(rpc, missed, min([seen, *(first_reported.get(k, seen) for k in missed)]),
-                                               prev, "gap")
-                            self.gaps.extend(missed[:got])
-                            last += got
+                            # a block no heartbeat reported yet appeared after the last push and heartbeat
+                            last += self._record_gaps(rpc, range(last + 1, n), seen, max(prev, prev_hb), reported)
                         if last == n - 1:
                             rtt = self.ping_rtts[-1] if self.ping_rtts else 0.0
                             last += self._record(rpc, [n], seen, seen - rtt, "newHeads")
-                            if n in first_reported:
-                                self.push_behind_poll.append(max(0.0, seen - first_reported.pop(n)))
+                            if n in reported:
+                                self.push_behind_poll.append(max(0.0, seen - reported.pop(n)[0]))
                         prev = seen
                     self.last_poll_s = seen
                 if time.monotonic() >= next_hb:
@@ -235,17 +249,14 @@ class BlockObserver:
                     head_n = to_int(rpc.call("eth_blockNumber"))
                     t_hb = time.time()
                     self.polls += 1
-                    for k in range(last + 1, head_n + 1):
-                        first_reported.setdefault(k, t_hb)
-                    for k in [k for k in first_reported if k <= last]:
-                        del first_reported[k]
-                    stale = [k for k, t in first_reported.items() if t_hb - t >= self.gap_grace_s]
+                    for k in range(max(last, hb_head) + 1, head_n + 1):
+                        reported.setdefault(k, (t_hb, prev_hb))
+                    for k in [k for k in reported if k <= last]:
+                        del reported[k]
+                    stale = [k for k, (t, _) in reported.items() if t_hb - t >= self.gap_grace_s]
                     if stale:  # reported by eth_blockNumber, never pushed: a missed push
-                        missed = list(range(last + 1, max(stale) + 1))
-                        got = self._record(rpc, missed, first_reported[missed[0]], prev_hb, "gap")
-                        self.gaps.extend(missed[:got])
-                        last += got
-                    prev_hb = t_hb
+                        last += self._record_gaps(rpc, range(last + 1, max(stale) + 1), t_hb, prev_hb, reported)
+                    prev_hb, hb_head = t_hb, head_n
                     self.last_poll_s = t_hb
             except Exception as e:  # noqa: BLE001 - recorded; a block not recorded is fetched later as a gap
                 if self._error(e):

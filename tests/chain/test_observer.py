@@ -43,8 +43,11 @@ def _wait_blocks(obs: BlockObserver, n: int, timeout_s: float = 30.0) -> None:
 
 
 def _contiguous(obs: BlockObserver) -> list[int]:
+    """Every block after the start block, none skipped; each seen after its lower bound (prev_poll_s)."""
     nums = [b.number for b in obs.snapshot()]
     assert nums == list(range(obs.start_block + 1, obs.start_block + 1 + len(nums))), nums
+    assert all(b.seen_uncertainty_s >= 0 for b in obs.snapshot()), [(b.number, b.seen_uncertainty_s, b.via)
+                                                                    for b in obs.snapshot()]
     return nums
 
 
@@ -142,6 +145,10 @@ def test_lost_pushes_are_detected_counted_and_fetched(anvil_1s) -> None:
     assert sorted(obs.gaps) == sorted(want) and o["gaps_all_blocks"] == len(want), (obs.gaps, relay.dropped)
     assert {base[0] + 2, base[0] + 5, base[0] + 6, base[0] + 7} <= set(obs.gaps), obs.gaps
     assert all(obs.blocks[n].via == "gap" for n in obs.gaps)
+    # a heartbeat-found block's time: the heartbeat that first read it, resolution <= grace + heartbeats
+    tail = [obs.blocks[n] for n in obs.gaps if n >= base[0] + 5]
+    assert all(b.seen_uncertainty_s <= obs.gap_grace_s + 4 * obs.heartbeat_s for b in tail), \
+        [(b.number, b.seen_uncertainty_s) for b in tail]
     assert all(obs.blocks[n].via == "newHeads" for n in obs.blocks if n not in obs.gaps)
 
 
