@@ -15,7 +15,8 @@ newHeads: a block is seen when its head is pushed (the reader thread's timestamp
 fetched by ``eth_getBlockByNumber``. Gap detection: a push whose number skips blocks, or a heartbeat
 (``eth_blockNumber`` every ``heartbeat_s``) reporting a block that no push carried within
 ``gap_grace_s``, has the missed blocks fetched by number; they are counted (``gaps``) and marked
-``via='gap'``. Resolution of a pushed block: the connection's round trip (WebSocket ping at every
+``via='gap'`` (``late-push`` when their push arrived after all: it was late, not lost; the block keeps
+the time it was first seen). Resolution of a pushed block: the connection's round trip (WebSocket ping at every
 heartbeat); :meth:`observation` also reports the push spacing and how far pushes lagged the same block's
 first report by ``eth_blockNumber`` (the server's own publication delay). Polling: the poll interval
 plus one round trip, per block (``prev_poll_s``).
@@ -27,6 +28,7 @@ import queue
 import statistics
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Literal
 
 from harness.chain.metrics import BlockObs
@@ -82,7 +84,8 @@ class BlockObserver:
         self.fallback_at_s: float | None = None
         self.pushes = 0
         self.stale_pushes = 0  # pushes of a block at or below the cursor (a re-sent or reorged head)
-        self.gaps: list[int] = []  # block numbers no push carried: fetched by number
+        self.gaps: list[int] = []  # block numbers no push carried in time: fetched by number
+        self.late_pushes: dict[int, float] = {}  # gap block -> how long after its first sighting its push came
         self.push_times: list[float] = []
         self.ping_rtts: list[float] = []
         self.push_behind_poll: list[float] = []
@@ -163,6 +166,15 @@ class BlockObserver:
                 done += 1
         return done
 
+    def _late_push(self, n: int, seen: float) -> None:
+        """Block ``n``, fetched as a gap, was pushed after all (later than the heartbeat that first read it):
+        it stays timed by that heartbeat (first seen), now marked ``late-push``; the lag is recorded."""
+        with self._lock:
+            b = self.blocks[n]
+            self.blocks[n] = replace(b, via="late-push")
+        self.late_pushes[n] = seen - b.seen_s
+        self.push_behind_poll.append(max(0.0, seen - b.seen_s))
+
     def _record_gaps(self, rpc: Rpc, missed: range, seen: float, prev: float,
                      reported: dict[int, tuple[float, float]]) -> int:
         """Fetch blocks no push carried, one by one in order (stops at the first not served); each is
@@ -230,6 +242,8 @@ class BlockObserver:
                     self.push_times.append(seen)
                     if n is None or n <= last:
                         self.stale_pushes += 1
+                        if n in self.blocks and self.blocks[n].via == "gap":  # its push came after all
+                            self._late_push(n, seen)
                     else:
                         if n > last + 1:  # skipped blocks: fetched by number, counted
                             # a block no heartbeat reported yet appeared after the last push and heartbeat
@@ -266,28 +280,32 @@ class BlockObserver:
     # -- results ---------------------------------------------------------------------------------------------
     def observation(self, numbers: set[int] | None = None) -> dict[str, Any]:
         """Which mode observed the blocks (of ``numbers``, default all) and at what resolution:
-        ``{"mode", "resolution_s", "fallback_reason", ...}``. ``resolution_s``: newHeads: the worst of the
-        connection's ping round trip and the pushes' lag behind ``eth_blockNumber``; poll: the median gap
-        between the poll that saw a block and the previous one (poll interval + round trip)."""
+        ``{"mode", "resolution_s", "fallback_reason", ...}``. ``resolution_s`` / ``resolution_max_s``: the
+        median / largest ``seen_s - prev_poll_s`` of those blocks (pushed: the connection's ping round trip
+        at the push; polled: the poll interval + a round trip; a gap block: since the heartbeat or push
+        before it); with newHeads also ``push_behind_poll_s`` (how long after ``eth_blockNumber`` first
+        reported a block its push arrived: the server's own publication delay), ``push_spacing_s`` and
+        ``ping_rtt_s``."""
         with self._lock:
             bs = [b for b in self.blocks.values() if numbers is None or b.number in numbers]
         via: dict[str, int] = {}
         for b in bs:
             via[b.via or "?"] = via.get(b.via or "?", 0) + 1
+        unc = [b.seen_uncertainty_s for b in bs if b.seen_uncertainty_s is not None]
         poll_unc = [b.seen_uncertainty_s for b in bs if b.via == "poll" and b.seen_uncertainty_s is not None]
         spacing = [b - a for a, b in zip(self.push_times, self.push_times[1:], strict=False)]
-        rtt, behind = _q(self.ping_rtts), _q(self.push_behind_poll)
-        if self.mode_used == "newHeads":
-            resolution = max([rtt["max_s"] if rtt else 0.0, behind["max_s"] if behind else 0.0])
-        else:
-            resolution = statistics.median(poll_unc) if poll_unc else self.poll_s
         run_gaps = [n for n in self.gaps if numbers is None or n in numbers]
         return {
-            "mode": self.mode_used, "resolution_s": resolution, "fallback_reason": self.fallback_reason,
+            "mode": self.mode_used, "resolution_s": statistics.median(unc) if unc else None,
+            "resolution_max_s": max(unc) if unc else None, "fallback_reason": self.fallback_reason,
             "requested": self.mode, "ws_url": self.ws_url, "blocks": len(bs), "blocks_by": via,
             "gaps": len(run_gaps), "gap_blocks": run_gaps[:20], "gaps_all_blocks": len(self.gaps),
+            "gaps_never_pushed": [n for n in run_gaps if n not in self.late_pushes][:20],
+            "late_pushes": len([n for n in run_gaps if n in self.late_pushes]),
+            "late_push_lag_s": _q([self.late_pushes[n] for n in run_gaps if n in self.late_pushes]),
             "pushes": self.pushes, "stale_pushes": self.stale_pushes, "push_spacing_s": _q(spacing),
-            "ping_rtt_s": rtt, "push_behind_poll_s": behind, "poll_interval_s": self.poll_s,
+            "ping_rtt_s": _q(self.ping_rtts), "push_behind_poll_s": _q(self.push_behind_poll),
+            "poll_interval_s": self.poll_s,
             "poll_resolution_s": _q(poll_unc), "heartbeat_s": self.heartbeat_s if self.pushes or self._sub else None,
         }
 

@@ -121,7 +121,8 @@ def _observation_summary(m: dict) -> dict | None:
     o = m.get("observation")
     if not o:
         return None
-    return {k: o.get(k) for k in ("mode", "resolution_s", "fallback_reason", "gaps", "blocks", "blocks_by")}
+    return {k: o.get(k) for k in ("mode", "resolution_s", "resolution_max_s", "fallback_reason", "gaps", "late_pushes",
+                                  "blocks", "blocks_by")}
 
 
 def _skip_without_settlement(st: dict) -> None:

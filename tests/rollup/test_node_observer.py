@@ -62,8 +62,10 @@ def test_observer_sees_every_block_of_a_run_via_newheads(node_env) -> None:
     run_blocks = _run_blocks(res)
     print(f"\nnode newHeads observation: {o}")
     assert o["mode"] == "newHeads" and o["fallback_reason"] is None, o
-    assert o["gaps"] == 0 and o["gaps_all_blocks"] == 0, o
-    assert o["blocks_by"] == {"newHeads": len(run_blocks)}, (o, sorted(run_blocks))
+    # every block of the run was pushed; one whose push came > 1 s after eth_blockNumber reported it is
+    # timed by that report and counted as a late push (a loaded node's tracker lags), never as lost
+    assert o["gaps_never_pushed"] == [], o
+    assert set(o["blocks_by"]) <= {"newHeads", "late-push"} and o["blocks"] == len(run_blocks), (o, sorted(run_blocks))
     nums = sorted(b.number for b in res.blocks)
     assert nums == list(range(nums[0], nums[-1] + 1)), nums
     assert res.metrics["blocks_unseen_by_observer"] == 0 and res.metrics["accounting"]["missing"] == 0

@@ -142,7 +142,9 @@ def _line(m: dict[str, Any]) -> str:
 def _observation_note(o: dict[str, Any] | None) -> str:
     if not o:
         return ""
-    note = f"; observed by {o['mode']} (resolution {o['resolution_s'] * 1e3:.0f} ms, {o['gaps']} gap(s))"
+    res = (f"resolution p50 {o['resolution_s'] * 1e3:.0f} ms max {o['resolution_max_s'] * 1e3:.0f} ms"
+           if o.get("resolution_s") is not None else "resolution unknown")
+    note = f"; observed by {o['mode']} ({res}, {o['gaps']} gap(s))"
     return note + (f" [fallback: {o['fallback_reason']}]" if o.get("fallback_reason") else "")
 
 
