@@ -154,6 +154,7 @@ def test_lost_pushes_are_detected_counted_and_fetched(anvil_1s) -> None:
     assert all(obs.blocks[n].via == "newHeads" for n in obs.blocks if n not in obs.gaps)
 
 
+@pytest.mark.xdist_group("load")
 def test_load_run_on_anvil_records_newheads_observation(anvil_1s) -> None:
     """A short transfer run (anvil's funded accounts 0..5): every block of the run seen by its push."""
     cfg = LoadConfig(workload="transfer", instances=2, accounts_per_instance=3, txs_per_account=4,

@@ -19,7 +19,7 @@ from harness.chain.rpc import Rpc, to_int
 from harness.chain.uniswap import deploy_uniswap, fund_and_approve
 from harness.rollup.service import NodeProcess
 
-pytestmark = [pytest.mark.chain, pytest.mark.slow]
+pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.xdist_group("load")]  # load runs: run alone
 #: 180 swaps, one request each, released at 40 TPS: a run of ~4.5 s, several 1 s L2 blocks
 CFG = LoadConfig(workload="swap", instances=2, accounts_per_instance=3, txs_per_account=30, send_mode="single",
                  loop="open", target_tps=40.0, start_delay_s=0.5)
