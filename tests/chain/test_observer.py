@@ -5,6 +5,7 @@ push lost in transit (a lossy relay in front of anvil) is detected and the block
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -12,7 +13,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 
 from harness.chain.accounts import DEFAULT_MNEMONIC
-from harness.chain.anvil import Anvil
+from harness.chain.anvil import CAST_BIN, Anvil
 from harness.chain.loadgen import LoadConfig, run_load
 from harness.chain.observe import BlockObserver, ObservationError
 from harness.chain.rpc import Rpc, to_int, ws_url_for
@@ -60,9 +61,17 @@ def _closed_port() -> int:
 
 
 def test_anvil_serves_websocket_json_rpc_on_its_http_port(anvil_1s) -> None:
+    """The harness's client and Foundry's cast (its own WebSocket client) both speak ws:// to anvil's port."""
     with Rpc(ws_url_for(anvil_1s.url)) as rpc:
         assert rpc.transport == "ws"
         assert to_int(rpc.call("eth_chainId")) == 31337
+        head = to_int(rpc.call("eth_blockNumber"))
+    if not CAST_BIN.is_file():
+        pytest.fail(f"cast not found at {CAST_BIN}: run npm ci")
+    out = subprocess.run([str(CAST_BIN), "block-number", "--rpc-url", ws_url_for(anvil_1s.url)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert int(out.stdout.strip()) >= head
 
 
 def test_newheads_sees_every_block_on_anvil(anvil_1s) -> None:
