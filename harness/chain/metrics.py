@@ -64,8 +64,9 @@ class BlockObs:
     ``prev_poll_s``: local time of the observer's previous successful poll, which did not see the block
     yet, so the block appeared in ``(prev_poll_s, seen_s]`` (None: not recorded, e.g. fetched later).
     ``via``: how it was seen: ``newHeads`` (pushed; ``prev_poll_s`` = push time - the connection's round
-    trip), ``gap`` (no push carried it in time: fetched by number; ``late-push``: its push came later),
-    ``poll``, ``after-run`` (fetched after the run: time unknown) (None: not recorded).
+    trip; if the observer's heartbeat read it before its push: that heartbeat and the one before),
+    ``gap`` (no push carried it in time: fetched by number; ``late-push``: its push came later), ``poll``,
+    ``after-run`` (fetched after the run: time unknown); None: not recorded.
     """
 
     number: int

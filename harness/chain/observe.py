@@ -11,7 +11,8 @@ drops mid-run, saying why (``fallback_reason``); ``newHeads`` requires the subsc
 start: :class:`ObservationError`); ``poll`` polls ``eth_blockNumber`` + ``eth_getBlockByNumber(n, false)``
 every ``poll_s``.
 
-newHeads: a block is seen when its head is pushed (the reader thread's timestamp); its tx hashes are then
+newHeads: a block is seen when its head is pushed (the reader thread's timestamp), or when a heartbeat's
+``eth_blockNumber`` read it, if that came first (a node publishing its heads late); its tx hashes are then
 fetched by ``eth_getBlockByNumber``. Gap detection: a push whose number skips blocks, or a heartbeat
 (``eth_blockNumber`` every ``heartbeat_s``) reporting a block that no push carried within
 ``gap_grace_s``, has the missed blocks fetched by number; they are counted (``gaps``) and marked
@@ -250,9 +251,13 @@ class BlockObserver:
                             last += self._record_gaps(rpc, range(last + 1, n), seen, max(prev, prev_hb), reported)
                         if last == n - 1:
                             rtt = self.ping_rtts[-1] if self.ping_rtts else 0.0
-                            last += self._record(rpc, [n], seen, seen - rtt, "newHeads")
-                            if n in reported:
-                                self.push_behind_poll.append(max(0.0, seen - reported.pop(n)[0]))
+                            first, before = seen, seen - rtt
+                            if n in reported:  # a heartbeat read it before the push came: first seen then
+                                t_rep, prev_rep = reported.pop(n)
+                                self.push_behind_poll.append(max(0.0, seen - t_rep))
+                                if t_rep < seen:
+                                    first, before = t_rep, prev_rep
+                            last += self._record(rpc, [n], first, before, "newHeads")
                         prev = seen
                     self.last_poll_s = seen
                 if time.monotonic() >= next_hb:

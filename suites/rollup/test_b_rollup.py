@@ -121,8 +121,10 @@ def _observation_summary(m: dict) -> dict | None:
     o = m.get("observation")
     if not o:
         return None
-    return {k: o.get(k) for k in ("mode", "resolution_s", "resolution_max_s", "fallback_reason", "gaps", "late_pushes",
-                                  "blocks", "blocks_by")}
+    lag = o.get("push_behind_poll_s") or {}
+    return {**{k: o.get(k) for k in ("mode", "resolution_s", "resolution_max_s", "fallback_reason", "gaps",
+                                     "late_pushes", "blocks", "blocks_by")},
+            "push_lag_p50_s": lag.get("p50_s"), "push_lag_max_s": lag.get("max_s")}
 
 
 def _skip_without_settlement(st: dict) -> None:
