@@ -187,3 +187,15 @@ def test_load_run_on_anvil_records_newheads_observation(anvil_1s) -> None:
     nums = sorted(seen)
     assert nums == list(range(nums[0], nums[-1] + 1)), nums
     assert res.metrics["blocks_unseen_by_observer"] == 0
+
+
+def test_cli_observer_options(capsys) -> None:
+    """``--observe`` and ``--ws-url`` reach the config; a non-ws ``--ws-url`` is a usage error (exit 2)."""
+    from harness.chain.cli import build_parser, main
+
+    args = build_parser().parse_args(["--observe", "poll", "--ws-url", "ws://127.0.0.1:9"])
+    assert (args.observe, args.ws_url) == ("poll", "ws://127.0.0.1:9")
+    assert main(["--ws-url", "http://127.0.0.1:9"]) == 2
+    assert "--ws-url must be ws(s)://" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="observe must be"):
+        LoadConfig(observe="push").validate()
