@@ -102,6 +102,8 @@ def test_b1_rollup_swap_tps_exceeds_l1(profile, l1_chain_profile, main_run, l1_b
         "l2_gps": m2["gps_sustained"], "l1_gps": m1["gps_sustained"],
         **{f"l2_{k}": v for k, v in _acc(m2).items()}, "l1_missing": m1["accounting"]["missing"],
         **{f"l2_{k}": v for k, v in claims_b.send_reply_times(m2).items()},
+        # how inclusion was observed on each side (newHeads or poll, why a fallback, the resolution, gaps)
+        "l2_observation": _observation_summary(m2), "l1_observation": _observation_summary(m1),
     }
     attach_table("per-request reply times of the sends (s)", [
         {"side": side, "transport": m.get("transport"), "method": meth, **q}
@@ -112,6 +114,17 @@ def test_b1_rollup_swap_tps_exceeds_l1(profile, l1_chain_profile, main_run, l1_b
                         "not matter); L2: the 5-instance main run, one HTTP request per tx (the paper's generators)")
     assert m2["accounting"]["missing"] == 0, _acc(m2)
     assert ratio > 1, f"L2 {m2['tps_sustained']} TPS vs L1 {m1['tps_sustained']} TPS"
+
+
+def _observation_summary(m: dict) -> dict | None:
+    """The load result's observation record, less its distributions (those stay in the result JSON)."""
+    o = m.get("observation")
+    if not o:
+        return None
+    lag = o.get("push_behind_poll_s") or {}
+    return {**{k: o.get(k) for k in ("mode", "resolution_s", "resolution_max_s", "fallback_reason", "gaps",
+                                     "late_pushes", "blocks", "blocks_by")},
+            "push_lag_p50_s": lag.get("p50_s"), "push_lag_max_s": lag.get("max_s")}
 
 
 def _skip_without_settlement(st: dict) -> None:
