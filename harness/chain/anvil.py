@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,8 +208,14 @@ class Anvil:
     def _start_ipc(self, path: Path) -> Anvil:
         """Start with ``--ipc``: ready when ``eth_chainId`` answers over the socket (set to 0600 first)."""
         ipc.private_dir(path.parent)
-        if ipc.answers(path):  # anvil would delete the file and take the path over from a live server
-            raise procs.ProcessError(f"{path}: another process already serves this socket: refusing to replace it")
+        # anvil would delete the file and take the path over from a live server: refuse, after giving one
+        # that was just SIGKILLed (a crashed node's engine, reaped by kill_stale_children) time to go
+        deadline = time.monotonic() + 5.0
+        while ipc.answers(path):
+            if time.monotonic() > deadline:
+                raise procs.ProcessError(f"{path}: another process already serves this socket: refusing to "
+                                         "replace it")
+            time.sleep(0.1)
         self.proc = procs.start(self.command(), self.log_path, cwd=None if ipc.fits_sun_path(path) else path.parent)
         what = f"anvil on {path} (pid {self.proc.pid})"
 
