@@ -5,7 +5,8 @@ another uid cannot connect), a request over the socket reaches the node's own en
 ``rollup_status``, the ready line nor the node's log names an engine URL or an engine's HTTP port (anvil
 cannot switch its HTTP listener off; the ports are read here from the engines' own log files). On bare
 engines: the IPC client's batches and per-thread connections, reconnect after an engine restart on the
-same path, a live socket is never taken over, and a socket path longer than ``sun_path`` works.
+same path, a live socket is never taken over, and a socket path longer than ``sun_path`` works. The HTTP
+fallback only when asked for (``--engine-transport http``), reported and warned about.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.rollup import l1_operator_key
 from harness import procs
 from harness.chain import ipc
 from harness.chain.anvil import LISTENING_RE, rpc_call
@@ -36,6 +38,12 @@ def _engine_http_ports(data_dir: Path) -> set[int]:
     for f in (data_dir / "logs").glob("anvil-*.log"):
         ports |= {int(m) for m in re.findall(LISTENING_RE, f.read_text(errors="replace"))}
     return ports
+
+
+def _names_port(text: str, port: int) -> bool:
+    """``text`` names ``port`` as an address does (``host:PORT``, ``port=PORT``, ``"port": PORT``); a bare
+    number is not searched for (a byte count or a pid may equal a port by chance)."""
+    return re.search(rf"(?i)(?::|port\W{{0,3}}){port}(?![0-9])", text) is not None
 
 
 def test_engine_sockets_private_and_no_engine_url_published(rollup_env) -> None:
@@ -68,10 +76,27 @@ def test_engine_sockets_private_and_no_engine_url_published(rollup_env) -> None:
         for url in URL_RE.findall(text):
             assert url.rstrip("/.,)") in allowed, f"{what} names a URL that is not the node's or L1's: {url}"
         for port in ports:
-            assert not re.search(rf"(?<![0-9]){port}(?![0-9])", text), f"{what} names engine port {port}"
+            assert not _names_port(text, port), f"{what} names engine port {port}"
     print(f"\nengines: IPC sockets {sorted(p.name for p in sock_dir.iterdir())} in {sock_dir} (dir 0700, "
           f"sockets 0600); their anvils' HTTP listeners on unpublished ports {sorted(ports)}; "
           f"rollup_status keys: {sorted(k for k in status if 'ngine' in k)}; ready line keys: {sorted(ready)}")
+
+
+def test_http_engine_transport_is_explicit_and_reported(private_l1, rollup_node_factory, tmp_path) -> None:
+    """The HTTP fallback runs only when asked for: reported in rollup_status, warned about in the log, and
+    still publishes no engine URL."""
+    node = rollup_node_factory(private_l1.url, l1_operator_key(), tmp_path / "node",
+                               ("--engine-transport", "http"))
+    status = rpc_call(node.url, "rollup_status")
+    assert status["engineTransport"] == "http"
+    assert not (tmp_path / "node" / "engines" / "l2-engine.ipc").exists()
+    assert int(rpc_call(node.url, "eth_chainId"), 16) == 270  # the node works through its HTTP engines
+    node_log = node.log_path.read_text(errors="replace")
+    assert "engines reached over HTTP" in node_log
+    ready = (tmp_path / "node" / "ready.json").read_text()
+    for port in _engine_http_ports(tmp_path / "node"):
+        for what, text in (("rollup_status", json.dumps(status)), ("ready line", ready), ("node log", node_log)):
+            assert not _names_port(text, port), f"{what} names engine port {port}"
 
 
 @pytest.mark.skipif(os.getuid() != 0, reason="needs root to run a probe as another uid")
