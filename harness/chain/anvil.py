@@ -254,6 +254,8 @@ class Anvil:
         if self.proc is not None:
             procs.kill_group(self.proc.pid, proc=self.proc)
             self.proc = None
+            if self.ipc_path is not None:  # the socket file this anvil made (no one serves it any more)
+                Path(self.ipc_path).unlink(missing_ok=True)
 
     def __enter__(self) -> Anvil:
         return self.start()

@@ -74,8 +74,9 @@ class IpcConnection:
         self.requests = 0
 
     def send(self, payload: object) -> None:
-        """Send one request (a JSON object, or an array = a batch). Raises ``OSError`` if nothing could be
-        sent (e.g. ``BrokenPipeError``: the engine closed this connection)."""
+        """Send one request (a JSON object, or an array = a batch). Raises ``OSError`` if it could not be
+        sent whole (e.g. ``BrokenPipeError``: the engine closed this connection); anvil acts only on a
+        complete JSON value, so a request that failed here was not run."""
         self.sock.sendall(json.dumps(payload, separators=(",", ":")).encode())
         self.requests += 1
 
