@@ -164,7 +164,8 @@ class Node:
                             ts if ts is not None else e.genesis_timestamp, transport=e.transport)
 
     def _new_engine(self, ecfg: EngineConfig, name: str) -> Engine:
-        """An engine reached over IPC: socket ``<data dir>/engines/<name>.ipc`` (dir 0700, socket 0600)."""
+        """A started engine; over IPC (the default) its socket is ``<data dir>/engines/<name>.ipc`` (dir 0700,
+        socket 0600)."""
         return Engine(ecfg, self.cfg.data_dir / "logs", name, ipc_dir=self.cfg.data_dir / "engines").start()
 
     def _start_inner(self) -> None:
