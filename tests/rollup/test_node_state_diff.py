@@ -15,13 +15,14 @@ pytestmark = [pytest.mark.chain]
 
 
 def test_state_diff_matches_chain_state_and_prestate_tracer(tmp_path) -> None:
-    eng = Engine(EngineConfig(), tmp_path / "logs", "diff-test").start()
+    # HTTP, explicitly: the Uniswap deployment tools speak HTTP JSON-RPC (the node's engines use IPC)
+    eng = Engine(EngineConfig(transport="http"), tmp_path / "logs", "diff-test").start()
     try:
         eng.start_interval_mining(1)
         deployer = derive_account(DEFAULT_MNEMONIC, 0)
-        dep = deploy_uniswap(eng.url, deployer)
+        dep = deploy_uniswap(eng.anvil.url, deployer)
         users = derive_accounts(DEFAULT_MNEMONIC, 1000, 4)
-        fund_and_approve(eng.url, dep, deployer, users)
+        fund_and_approve(eng.anvil.url, dep, deployer, users)
         eng.rpc.call("evm_setIntervalMining", [0])
         raws = []
         for i, u in enumerate(users):
