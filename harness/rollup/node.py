@@ -59,6 +59,11 @@ CLIENT_VERSION = "harness-rollup/0.1 (anvil L2 engine)"
 CHILD_MARKERS = (b"anvil", b"snark.js", b"snarkjs", b"circom", b"solc")
 
 
+#: the block tracker's poll of the engine's head (over IPC, ~0.1 ms a call): it bounds how long after the engine
+#: seals a block the node records it (soft finality) and pushes it to newHeads subscribers
+TRACK_POLL_S = 0.01
+
+
 def _pid_is_ours(pid: int) -> bool:
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
@@ -333,7 +338,7 @@ class Node:
             except Exception as e:  # noqa: BLE001 - engine briefly busy; keep tracking
                 if not self._stop.is_set():
                     log.warning("block tracker: %s", e)
-            self._stop.wait(0.05)
+            self._stop.wait(TRACK_POLL_S)
 
     # -- RPC handlers ----------------------------------------------------------------------------------------
     def _handlers(self) -> dict:
