@@ -75,8 +75,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-bytes", type=int, default=120_000, help="seal a batch once its raw tx bytes reach this (whole blocks)")
     p.add_argument("--max-seconds", type=float, default=10.0, help="seal a non-empty batch this many seconds after its first tx was seen")
     p.add_argument("--compression", choices=["zlib", "lzma", "none"], default="zlib", help="batch data compression before the L1 commit")
-    p.add_argument("--da", choices=["calldata", "blobs"], default="calldata",
-                   help="where batch data goes on L1: calldata (default) or EIP-4844 blobs (type-3 txs; "
+    p.add_argument("--da", choices=["auto", "calldata", "blobs"], default="auto",
+                   help="where batch data goes on L1: auto (default: EIP-4844 blobs where the L1 supports them, "
+                        "else calldata; rollup_status says which and why), calldata, or blobs (type-3 txs; "
                         "the L1 stores keccak of the blobs' versioned hashes as the batch's dataHash)")
     p.add_argument("--tree-depth", type=int, default=64, help="sparse Merkle tree depth (a key collision is an error, never merged)")
     p.add_argument("--prover-cache", type=Path, help="Groth16 setup cache (zkey etc.; also the verifier "
@@ -122,13 +123,17 @@ def main(argv: list[str] | None = None) -> int:
 
             embedded_l1 = Anvil(block_time=1, log_dir=a.data_dir / "logs").start()
             l1_url, l1_key = embedded_l1.url, l1_key or EMBEDDED_L1_KEY
+        from harness.rollup.da_choice import choose_data_availability
+
+        da, da_reason = choose_data_availability(a.da, l1_url)
+        logging.getLogger("rollup").info("data availability: %s (%s)", da, da_reason)
         cfg = NodeConfig(
             data_dir=a.data_dir, l1_url=l1_url, l1_key=l1_key, rollup_address=a.rollup_address,
             engine=EngineConfig(chain_id=a.chain_id, gas_limit=a.l2_gas_limit, accounts=a.l2_accounts,
                                 transport=a.engine_transport),
             block_time_s=a.block_time,
             criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
-            compression=a.compression, data_availability=a.da, tree_depth=a.tree_depth,
+            compression=a.compression, data_availability=da, data_availability_reason=da_reason, tree_depth=a.tree_depth,
             prover_cache_dir=a.prover_cache, port=a.port, l1_retry_max_s=a.l1_retry_max_s,
             trace_blocks_ahead=not a.trace_at_seal,
         )

@@ -32,7 +32,9 @@ class NodeConfig:
     block_time_s: int = 1  # L2 interval mining (anvil accepts whole seconds here)
     criteria: BatchCriteria = field(default_factory=BatchCriteria)
     compression: str = "zlib"
-    data_availability: str = "calldata"  # "calldata" (default) or "blobs" (EIP-4844 blob transactions)
+    data_availability: str = "calldata"  # "calldata" or "blobs" (EIP-4844 blob transactions); the CLI's
+    # default, --da auto, picks blobs where the L1 supports them (da_choice.py)
+    data_availability_reason: str | None = None  # why (reported in rollup_status)
     tree_depth: int = 64
     prover_cache_dir: Path | None = None
     host: str = "127.0.0.1"

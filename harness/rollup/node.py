@@ -433,6 +433,7 @@ class Node:
                                 "max_bytes": self.cfg.criteria.max_bytes,
                                 "max_seconds": self.cfg.criteria.max_seconds},
             "l2BlockTime_s": self.cfg.block_time_s, "dataAvailability": self.cfg.data_availability,
+            "dataAvailabilityReason": self.cfg.data_availability_reason,
             "compression": self.cfg.compression,
             "blockTags": {"safe": p.tag_block("safe"), "finalized": p.tag_block("finalized")},
             "uptime_s": time.time() - self.started_at, "dataDir": str(self.cfg.data_dir),
