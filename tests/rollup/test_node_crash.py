@@ -212,7 +212,9 @@ def check_finality_fields_against_l1(url: str, l1: RollupL1, l1_url: str, execut
             rc = rpc_call(l1_url, "eth_getTransactionReceipt", [h])
             assert rc and int(rc["status"], 16) == 1 and int(rc["gasUsed"], 16) == gas, (n, step, rc)
             assert b[f"{step}L1BlockNumber"] == int(rc["blockNumber"], 16)
-            assert b[f"{step}BlobGasUsed"] == 0
+            # blob gas as L1's receipt has it (commit carries the batch's blobs under the default --da auto)
+            assert b[f"{step}BlobGasUsed"] == int(rc.get("blobGasUsed") or "0x0", 16)
+            assert (b[f"{step}BlobGasUsed"] > 0) == (step == "commit" and b.get("dataAvailability", "blobs") == "blobs")
         on_l1 = l1.batch(n)
         assert b["executeL1BlockNumber"] == on_l1["executed_block"] and b["commitL1BlockTimestamp"] == on_l1["committed_at"]
         assert b["committedAtUnix"] <= b["provenAtUnix"] <= b["executedAtUnix"]
