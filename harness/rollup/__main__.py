@@ -82,6 +82,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                      "compiled into the Rollup ABI on attach)")
     p.add_argument("--l1-retry-max-s", type=float, default=30.0,
                    help="cap of the exponential backoff (seconds) while L1 is unreachable (default 30)")
+    p.add_argument("--l1-confirmations", type=int, default=2,
+                   help="L1 blocks built on a commit/prove/execute receipt (its block re-checked to be still "
+                        "canonical) before the step counts as done (default 2: covers the 1-block reorgs a PoS "
+                        "L1 has, for 2 L1 blocks of latency per step; 0: done at the receipt)")
     p.add_argument("--ready-file", type=Path, help="write the ready JSON line here too")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)
@@ -120,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
             compression=a.compression, data_availability=a.da, tree_depth=a.tree_depth,
             prover_cache_dir=a.prover_cache, port=a.port, l1_retry_max_s=a.l1_retry_max_s,
+            l1_confirmations=a.l1_confirmations,
         )
         from harness.rollup.node import Node
 
