@@ -53,7 +53,7 @@ from typing import Any, Protocol
 
 from harness.rollup.compress import BatchData, compress, decompress
 from harness.rollup.config import BatchCriteria, NodeConfig
-from harness.rollup.confirm import STEP_STATUS, Confirmer
+from harness.rollup.confirm import Confirmer, L1Steps
 from harness.rollup.engine import Engine, JsonRpcClient, ReplayMismatch
 from harness.rollup.merkle import SparseMerkleTree, TreeUndo, keccak
 from harness.rollup.state_diff import blocks_state_diff
@@ -65,6 +65,8 @@ STAGES = ("seal", "state_diff", "tree", "compress", "persist", "commit", "reexec
           "execute")
 SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
+#: refusal texts older nodes persisted for what was an L1 state read (lagging or reorged), not a mismatch
+TRANSIENT_REFUSALS = ("is not committed on L1",)
 
 
 
@@ -187,7 +189,7 @@ def stage_summary(recs: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-class Pipeline:
+class Pipeline(L1Steps):
     """Owns the batch records and runs the four stage threads."""
 
     def __init__(self, cfg: NodeConfig, db: NodeDb, raw_by_hash: dict[str, bytes], l2: JsonRpcClient,
@@ -210,6 +212,13 @@ class Pipeline:
         self.halted: str | None = None
         self.confirmer = Confirmer(self)
         self.prover_reset = threading.Event()  # set when a reorg undid a commit or prove: the prover starts over
+        for r in self.batches.values():  # refusals an older node persisted for an L1 STATE read: not refusals
+            if r["status"] == "refused" and any(t in (r.get("refusal") or "") for t in TRANSIENT_REFUSALS):
+                log.warning("batch %d: clearing a persisted refusal that was an L1 state read: %s", r["number"],
+                            r["refusal"])
+                r["status"] = "committed"
+                r["refusal_cleared"] = {"refusal": r.pop("refusal"), "at": time.time()}
+                db.put_batch(r)
         refused = [r for r in self.batches.values() if r["status"] == "refused"]
         if refused:  # a refusal survives restarts: the node never proves past a batch it refused
             r = min(refused, key=lambda r: r["number"])
@@ -262,6 +271,10 @@ class Pipeline:
         for n in nums:
             rec = self.batches[n]
             changed = False
+            if rec.get("refusal_cleared") and rec["status"] == "committed" and totals.get("committed", 0) < n:
+                rec["status"] = "sealed"  # its commit is not on L1 (the old refusal's reason): send it again
+                rec.setdefault("l1_undone", []).append({"step": "commit", **rec.pop("commit", {})})
+                changed = True
             for step, status, total in (("commit", "committed", "committed"), ("prove", "proven", "proven"),
                                         ("execute", "executed", "executed")):
                 if totals.get(total, 0) < n:
@@ -390,62 +403,6 @@ class Pipeline:
             self.l1_totals = dict(t)
             return t.get(stage, 0) >= n
         return done
-
-    # -- L1 steps: send, then confirm (confirm.py) -----------------------------------------------------------
-    def _next_to_send(self, step: str) -> dict | None:
-        """The lowest batch waiting for ``step`` whose tx is not already awaiting confirmation."""
-        frm = STEP_STATUS[step][0]
-        with self.lock:
-            for n in sorted(self.batches):
-                if self.batches[n]["status"] == frm and n not in self.confirmer.inflight[step]:
-                    return copy.deepcopy(self.batches[n])
-        return None
-
-    def _not_next(self, step: str, n: int) -> Callable[[], bool]:
-        def changed() -> bool:
-            nxt = self._next_to_send(step)
-            return nxt is None or nxt["number"] != n
-        return changed
-
-    def _send_step(self, step: str, what: str, n: int, send: Callable[[], Any],
-                   abort: Callable[[], bool]) -> tuple[dict, bool]:
-        """Send one L1 step (retried); a step L1 already has (a crash, a lost receipt, a retry after it went
-        through) is rebuilt from L1. Returns (the step's record, rebuilt from L1?)."""
-        total = STEP_STATUS[step][2]
-        while True:
-            res = self._retry(what, send, done=self._l1_done(total, n), abort=abort)
-            if res is not None:
-                return l1_result(res), False
-            got = self._retry(f"recover_{step}", lambda: self.l1.step_tx(n, step), abort=abort)
-            if got is not None:
-                return recovered_l1_result(got), True
-            log.warning("batch %d: L1 said %s done, then had no record of it (a reorg?): sending again", n, step)
-
-    def _submitted(self, step: str, n: int, result: dict, timings: dict, extra: dict | None = None) -> None:
-        """A step's tx is mined: with 0 confirmations it is done now, else the confirmer decides."""
-        if self.cfg.l1_confirmations == 0:
-            self._advance(step, n, result, timings, extra or {})
-        else:
-            self.confirmer.add(step, n, result, timings, extra or {})
-
-    def _advance(self, step: str, n: int, result: dict, timings: dict, extra: dict) -> bool:
-        """Record ``step`` of batch ``n`` as done (status moves on) unless a reorg moved the batch since."""
-        frm, to, total = STEP_STATUS[step]
-        with self.lock:
-            cur = self.batches.get(n)
-            if cur is None or cur["status"] != frm:
-                log.info("batch %d: %s done on L1 but the batch is %s now; not recorded", n, step,
-                         cur and cur["status"])
-                return False
-            rec = copy.deepcopy(cur)
-            rec[step] = result
-            rec["timings"].update(timings)
-            rec.update(extra)
-            rec["status"] = to
-            self.save(rec)
-            self.l1_totals[total] = max(self.l1_totals.get(total, 0), n)
-        self.wake.set()
-        return True
 
     # -- stage 1: sealer -------------------------------------------------------------------------------------
     def next_first_block(self) -> int:

@@ -41,7 +41,7 @@ class NodeConfig:
     #: L1 blocks that must be built on a commit/prove/execute receipt's block (still canonical, hash re-checked)
     #: before the step counts as done; 0: done at the receipt (no confirmation wait). Default 2: see __main__'s help.
     l1_confirmations: int = 2
-    l1_poll_s: float = 0.1  # how often the confirmer reads L1's head (and, every 10th time, rechecks reorgs)
+    l1_poll_s: float = 0.25  # how often the confirmer reads L1's head (every 4th time: finalized block, reorgs)
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

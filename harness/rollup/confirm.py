@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +41,8 @@ STEP_STATUS = {"commit": ("sealed", "committed", "committed"), "prove": ("commit
 ORDER = ("sealed", "committed", "proven", "executed")
 #: how far below L1's head the deep re-check looks at most (blocks), when L1 finalizes nothing sooner
 SCAN_WINDOW_BLOCKS = 256
-SCAN_EVERY_TICKS = 10
+STALL_S = 15.0
+SCAN_EVERY_TICKS = 4  # with l1_poll_s 0.25: L1's finalized block and the deep re-check once a second
 
 
 @dataclass
@@ -50,6 +52,79 @@ class Pending:
     result: dict  # l1_result / recovered_l1_result: block_number, block_hash, tx_hash, at, ...
     timings: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+
+
+class L1Steps:
+    """The Pipeline's side of an L1 step: pick the batch to send, send it (retried), hand the receipt to the
+    confirmer, record the step once it counts (mixed into harness.rollup.batcher.Pipeline)."""
+
+    lock: Any
+    batches: dict[int, dict]
+    confirmer: Confirmer
+    cfg: Any
+    l1: Any
+    l1_totals: dict[str, int]
+    wake: Any
+    _retry: Callable[..., Any]
+    _l1_done: Callable[[str, int], Callable[[], bool]]
+
+    def _next_to_send(self, step: str) -> dict | None:
+        """The lowest batch waiting for ``step`` whose tx is not already awaiting confirmation."""
+        frm = STEP_STATUS[step][0]
+        with self.lock:
+            for n in sorted(self.batches):
+                if self.batches[n]["status"] == frm and n not in self.confirmer.inflight[step]:
+                    return copy.deepcopy(self.batches[n])
+        return None
+
+    def _not_next(self, step: str, n: int) -> Callable[[], bool]:
+        def changed() -> bool:
+            nxt = self._next_to_send(step)
+            return nxt is None or nxt["number"] != n
+        return changed
+
+    def _send_step(self, step: str, what: str, n: int, send: Callable[[], Any],
+                   abort: Callable[[], bool]) -> tuple[dict, bool]:
+        """Send one L1 step (retried); a step L1 already has (a crash, a lost receipt, a retry after it went
+        through) is rebuilt from L1. Returns (the step's record, rebuilt from L1?)."""
+        total = STEP_STATUS[step][2]
+        while True:
+            from harness.rollup.batcher import l1_result, recovered_l1_result
+
+            res = self._retry(what, send, done=self._l1_done(total, n), abort=abort)
+            if res is not None:
+                return l1_result(res), False
+            got = self._retry(f"recover_{step}", lambda: self.l1.step_tx(n, step), abort=abort)
+            if got is not None:
+                return recovered_l1_result(got), True
+            log.warning("batch %d: L1 said %s done, then had no record of it (a reorg?): sending again", n, step)
+
+    def _submitted(self, step: str, n: int, result: dict, timings: dict, extra: dict | None = None) -> None:
+        """A step's tx is mined: with 0 confirmations it is done now, else the confirmer decides."""
+        if self.cfg.l1_confirmations == 0:
+            self._advance(step, n, result, timings, extra or {})
+        else:
+            self.confirmer.add(step, n, result, timings, extra or {})
+
+    def _advance(self, step: str, n: int, result: dict, timings: dict, extra: dict) -> bool:
+        """Record ``step`` of batch ``n`` as done (status moves on) unless a reorg moved the batch since."""
+        frm, to, total = STEP_STATUS[step]
+        with self.lock:
+            cur = self.batches.get(n)
+            if cur is None or cur["status"] != frm:
+                log.info("batch %d: %s done on L1 but the batch is %s now; not recorded", n, step,
+                         cur and cur["status"])
+                return False
+            rec = copy.deepcopy(cur)
+            rec[step] = result
+            rec["timings"].update(timings)
+            rec.update(extra)
+            rec["status"] = to
+            self.save(rec)
+            self.l1_totals[total] = max(self.l1_totals.get(total, 0), n)
+        self.wake.set()
+        return True
+
 
 
 class Confirmer:
@@ -62,11 +137,14 @@ class Confirmer:
         self.finalized_source: str | None = None
         self.head: int | None = None
         self._ticks = 0
+        self._dirty = False  # a receipt was added since the last tick
+        self._head_moved_at = time.time()
 
     # -- called by the stages ------------------------------------------------------------------------------
     def add(self, step: str, n: int, result: dict, timings: dict, extra: dict) -> None:
         with self.p.lock:
             self.inflight[step][n] = Pending(step, n, result, dict(timings), dict(extra))
+            self._dirty = True
 
     def is_inflight(self, step: str, n: int) -> bool:
         with self.p.lock:
@@ -89,9 +167,22 @@ class Confirmer:
     def tick(self) -> None:
         l1 = self.p.l1
         head = l1.head()
+        now = time.time()
+        if head != self.head:
+            self._head_moved_at = now
+        changed, self._dirty = head != self.head or self._dirty, False
         self.head = head
+        with self.p.lock:
+            waiting = any(self.inflight.values())
+        if waiting and now - self._head_moved_at > STALL_S:  # an L1 that mines only on txs (automine) never
+            self.p.errors["confirm_stall"] = (  # builds the blocks a confirmation needs: say so
+                f"L1 head {head} has not moved for {now - self._head_moved_at:.0f} s while L1 txs await "
+                f"{self.p.cfg.l1_confirmations} confirmations (an L1 that mines only when txs arrive? run it with "
+                f"a block time, or the node with --l1-confirmations 0)")
+        else:
+            self.p.errors.pop("confirm_stall", None)
         depth = self.p.cfg.l1_confirmations
-        for step in STEP_STATUS:
+        for step in STEP_STATUS if changed else ():  # same head, nothing new sent: nothing to look at
             with self.p.lock:
                 items = sorted(self.inflight[step].items())
             if not items:
@@ -101,7 +192,7 @@ class Confirmer:
                 bn = q.result["block_number"]
                 h = hashes.get(bn)
                 waited = time.time() - float(q.result.get("at") or time.time())
-                if waited > 20 and self._ticks % 100 == 0:
+                if waited > 20 and self._ticks % 40 == 0:
                     log.warning("batch %d %s tx %s awaits confirmation for %.0f s: block %s (%s), L1 head %d has "
                                 "%s there", n, step, q.result.get("tx_hash"), waited, bn, q.result.get("block_hash"),
                                 head, h)
@@ -109,6 +200,7 @@ class Confirmer:
                     break  # L1 has no block at that height now (a lagging read): unknown, look again
                 if h != q.result.get("block_hash"):
                     self._lost_unconfirmed(q)
+                    self._dirty = True  # look at the rebuilt / re-sent ones again next tick
                     break
                 if head - bn < depth:
                     break  # later steps are in later blocks: not deep enough either
