@@ -152,6 +152,15 @@ def test_l1_reorgs_under_load_lose_nothing_and_recommit(epoch_l1, rollup_node_fa
         _wait(lambda: rpc_call(url, "zks_getBlockDetails", [last_block])["status"] == "verified", 120,
               f"block {last_block} not verified", url)
         t_verified = time.monotonic()
+        # the finalized tag follows L1's finalized block, not L1's latest: every batch it covers was executed
+        # in an L1 block at or below L1's finalized block (read after the tag: L1's only moves forward)
+        tag = int(rpc_call(url, "eth_getBlockByNumber", ["finalized", False])["number"], 16)
+        l1_fin = int(rpc_call(epoch_l1.url, "eth_getBlockByNumber", ["finalized", False])["number"], 16)
+        covered = [rpc_call(url, "rollup_batch", [n]) for n in range(1, int(rpc_call(url, "zks_L1BatchNumber", []), 16) + 1)]
+        beyond = [(r["number"], r["execute"]["block_number"]) for r in covered
+                  if r["last_block"] <= tag and r["execute"]["block_number"] > l1_fin]
+        assert beyond == [], f"finalized tag {tag} covers batches executed above L1's finalized block {l1_fin}: {beyond}"
+        tag_at_verified = tag
         _wait(lambda: finalized_seen and finalized_seen[-1] >= last_block, 60, "finalized tag did not pass the load", url)
         t_finalized = time.monotonic()
         watch_stop.set()
@@ -172,7 +181,7 @@ def test_l1_reorgs_under_load_lose_nothing_and_recommit(epoch_l1, rollup_node_fa
               f"{reorgs}; L1 steps lost: {len(lost)} ({by_phase}; commits re-sent: "
               f"{sorted({n for n, _ in recommitted})}); all verified {t_verified - t_load_end:.1f} s and finalized "
               f"tag past the load {t_finalized - t_load_end:.1f} s after the load ended (L1 finalized = latest - "
-              f"{2 * EPOCH_L1_SLOTS}); L1 totals {totals}; node counts {st['batches']}")
+              f"{2 * EPOCH_L1_SLOTS}; when block {last_block} was verified the tag was at {tag_at_verified}); L1 totals {totals}; node counts {st['batches']}")
 
         assert not_verified == [], not_verified
         assert st["halted"] is None and st["batches"]["refused"] == 0, (st["halted"], st["batches"])
