@@ -212,6 +212,7 @@ class Pipeline(L1Steps):
         self.halted: str | None = None
         self.confirmer = Confirmer(self)
         self.prover_reset = threading.Event()  # set when a reorg undid a commit or prove: the prover starts over
+        self.prover_done = 0  # the prover's replay tree holds batches 1..prover_done
         for r in self.batches.values():  # refusals an older node persisted for an L1 STATE read: not refusals
             if r["status"] == "refused" and any(t in (r.get("refusal") or "") for t in TRANSIENT_REFUSALS):
                 log.warning("batch %d: clearing a persisted refusal that was an L1 state read: %s", r["number"],
@@ -601,7 +602,7 @@ class Pipeline(L1Steps):
         reset = self.prover_reset.is_set
         # catch up: replay (and check) every batch already proven on L1 (or whose proof awaits its
         # confirmations), from L1's data
-        done = 0
+        done = self.prover_done = 0
         while not self.stop_event.is_set():
             with self.lock:
                 rec = self.batches.get(done + 1)
@@ -609,7 +610,7 @@ class Pipeline(L1Steps):
             if rec is None or not (rec["status"] in ("proven", "executed") or sent):
                 break
             self._replay_on_prover(self.published(rec["number"], reset), ptree)
-            done += 1
+            done = self.prover_done = done + 1
         while not self.stop_event.is_set():
             if reset():
                 raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
@@ -626,6 +627,7 @@ class Pipeline(L1Steps):
             t0 = time.perf_counter()
             try:
                 pub = self.published(n, abort)
+                self.prover_done = n  # from here its tree holds batch n (a reorg of n must restart it)
                 self._replay_on_prover(pub, ptree)
             except ProofRefused as e:
                 with self.lock:

@@ -258,6 +258,12 @@ class Confirmer:
                 for m in [m for m in self.inflight[s] if m >= n]:
                     del self.inflight[s][m]
 
+    def _maybe_reset_prover(self, step: str, n: int) -> None:
+        """The prover's replay tree holds batches 1..prover_done: undoing a commit or proof among them sends
+        it back to the start (a batch it is working on now is caught by its own status check)."""
+        if step in ("commit", "prove") and n <= self.p.prover_done:
+            self.p.prover_reset.set()
+
     def _lost_unconfirmed(self, q: Pending) -> None:
         again = self._rebuild(q.n, q.step)
         self._record(q.n, q.step, q.result, "unconfirmed", again is not None)
@@ -265,8 +271,7 @@ class Confirmer:
             q.result = again  # confirm the new block instead
             return
         self._drop_inflight((q.step,), q.n)
-        if q.step in ("commit", "prove"):
-            self.p.prover_reset.set()
+        self._maybe_reset_prover(q.step, q.n)
         self.p.wake.set()
 
     def _deep_scan(self, head: int) -> None:
@@ -314,8 +319,7 @@ class Confirmer:
             for _, _, key in (STEP_STATUS[s] for s in steps):
                 self.p.l1_totals[key] = min(self.p.l1_totals.get(key, 0), n - 1)
         self._drop_inflight(steps, n)
-        if step in ("commit", "prove"):
-            self.p.prover_reset.set()
+        self._maybe_reset_prover(step, n)
         self.p.wake.set()
 
     def status(self) -> dict[str, Any]:

@@ -51,6 +51,9 @@ EXECUTE_GAS = 120_000
 PRIORITY_FEE_WEI = 1_000_000_000
 RECEIPT_TIMEOUT_S = 120.0
 RECEIPT_POLL_S = 0.05
+#: a sent tx the L1 does not know (neither mined nor pooled) in this many checks a second apart is taken as
+#: dropped (a reorg); several, so an L1 behind a load balancer that shows a pooled tx late is not misread
+GONE_CHECKS = 3
 
 
 class L1Error(RuntimeError):
@@ -406,6 +409,12 @@ class RollupL1:
         h = tx_hash.to_0x_hex()
         deadline = time.monotonic() + RECEIPT_TIMEOUT_S
         next_check = time.monotonic() + 1.0
+        unknown: dict[str, int] = {}  # tx hash -> consecutive checks the L1 did not know it (3 in a row: gone)
+
+        def gone(t: str) -> bool:
+            unknown[t] = 0 if self._tx_known(t) else unknown.get(t, 0) + 1
+            return unknown[t] >= GONE_CHECKS
+
         while True:
             try:
                 rcpt = self.w3.eth.get_transaction_receipt(tx_hash)
@@ -420,13 +429,13 @@ class RollupL1:
                 raise L1Error(f"{function}: no receipt for {h} within {RECEIPT_TIMEOUT_S} s")
             if now >= next_check:
                 next_check = now + 1.0
-                if not self._tx_known(h):
+                if gone(h):
                     raise NonceGap(f"{function}: tx {h} (nonce {nonce}) is gone from the L1 (dropped by a reorg)")
                 latest = self.w3.eth.get_transaction_count(sender, "latest")
                 with self._lock:
                     below = [(n, t) for (s, n), t in self._sent.items() if s == sender and latest <= n < nonce]
                 for n, t in below:
-                    if not self._tx_known(t):
+                    if gone(t):
                         raise NonceGap(f"{function}: tx {h} (nonce {nonce}) waits behind nonce {n}, whose tx "
                                        f"{t} the L1 dropped (a reorg); re-send")
             time.sleep(RECEIPT_POLL_S)
