@@ -65,6 +65,7 @@ class L1Steps:
     l1: Any
     l1_totals: dict[str, int]
     wake: Any
+    save: Callable[[dict], None]
     _retry: Callable[..., Any]
     _l1_done: Callable[[str, int], Callable[[], bool]]
 
@@ -126,8 +127,10 @@ class L1Steps:
         return True
 
 
-
 class Confirmer:
+    """The L1 confirmation thread (see the module docstring); ``inflight``: step -> batch -> receipt awaiting
+    its confirmations."""
+
     def __init__(self, pipeline: Pipeline) -> None:
         self.p = pipeline
         self.inflight: dict[str, dict[int, Pending]] = {s: {} for s in STEP_STATUS}
