@@ -101,3 +101,41 @@ def test_sustained_swap_tps_node_vs_anvil(benchmark, l2_target, l1_chain_for, pr
     else:
         assert mn["send_rate_tps"] >= BATCH_TPS_TARGET, (
             f"node took {mn['send_rate_tps']:.0f} tx/s in batches of 100 (target >= {BATCH_TPS_TARGET:.0f})")
+
+
+WAL_FSYNCS_PER_TX_TARGET = 0.2
+
+
+def test_wal_group_commit_at_16_instances(benchmark, l2_target, rollup_env) -> None:
+    """16 concurrent generator instances, one HTTP request per tx, through the node: the WAL's group
+    commit must cover several requests per fdatasync (``walFsyncs / txsAccepted`` <= 0.2, read from
+    ``rollup_status`` before and after the run); the send phase is timed and the requests' reply times
+    are recorded beside it."""
+    from harness.chain.rpc import Rpc
+
+    if not l2_target.embedded:
+        pytest.skip("reads the embedded node's rollup_status")
+    accounts = min(6, l2_target.chain.load_accounts // 16)
+    cfg = LoadConfig("swap", instances=16, accounts_per_instance=accounts, txs_per_account=10,
+                     send_mode="single", account_base=l2_target.chain.account_base, start_delay_s=0.2)
+    rpc = Rpc(rollup_env.url)
+    try:
+        before = rpc.call("rollup_status")
+        res = _run(l2_target.url, cfg, l2_target.chain, timed=lambda send: benchmark.pedantic(send, rounds=1,
+                                                                                              iterations=1))
+        after = rpc.call("rollup_status")
+    finally:
+        rpc.close()
+    seq_b, seq_a = before, after
+    fsyncs = seq_a["walFsyncs"] - seq_b["walFsyncs"]
+    accepted = seq_a["txsAccepted"] - seq_b["txsAccepted"]
+    ratio = fsyncs / accepted if accepted else None
+    benchmark.extra_info.update({
+        "claim": "B1", "instances": 16, "txs": cfg.total_txs, "wal_fsyncs": fsyncs, "txs_accepted": accepted,
+        "wal_fsyncs_per_tx": ratio, "wal_delayed_syncs": seq_a.get("walDelayedSyncs", 0) - seq_b.get("walDelayedSyncs", 0),
+        "send_rate_tps": res.metrics["send_rate_tps"], "request_latency": res.metrics["request_latency"],
+        "missing": res.metrics["accounting"]["missing"],
+    })
+    assert res.metrics["accounting"]["missing"] == 0
+    assert ratio is not None and ratio <= WAL_FSYNCS_PER_TX_TARGET, (
+        f"{fsyncs} WAL syncs for {accepted} accepted txs = {ratio} per tx (target <= {WAL_FSYNCS_PER_TX_TARGET})")

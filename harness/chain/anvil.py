@@ -9,6 +9,16 @@ a timeout: no pick-then-bind race, and no foreign listener can answer for it. An
 is already in use is refused. Runs in its own process group, is ready when ``eth_chainId`` answers
 with its chain id and the process is still alive, keeps its log file.
 
+With ``ipc_path`` anvil also serves JSON-RPC on a Unix socket (``--ipc PATH``, see
+:mod:`harness.chain.ipc`): the socket's directory is made mode 0700, the socket is set to 0600 as soon
+as anvil created it, and readiness is ``eth_chainId`` answered over that socket (raced against the
+process exiting and a timeout). anvil cannot switch its HTTP listener off (v1.7.1
+``crates/anvil/src/lib.rs``: one ``TcpListener::bind`` per ``--host`` address, and
+``NodeConfig::with_host`` turns an empty host list into 127.0.0.1), so in IPC mode it still listens on
+an OS-assigned 127.0.0.1 port; the harness does not read that port (``url`` raises), and never uses or
+publishes it. Any process on the host can still find it (``ss -ltn``) and talk to it: IPC mode keeps the
+port out of everything the harness hands out, it does not make the port unreachable.
+
 The binary: the npm package's (``node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil``, pinned in
 package-lock.json), or exactly the one named by env ``ANVIL_BINARY``. Any other anvil on ``PATH`` is
 used only when env ``ANVIL_FROM_PATH=1`` says so. :func:`anvil_version` records the real binary's
@@ -24,12 +34,14 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import procs
+from harness.chain import ipc
 
 REPO = Path(__file__).resolve().parents[2]
 ANVIL_BIN = REPO / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -109,12 +121,16 @@ class Anvil:
     log_dir: Path | None = None
     port: int | None = None
     ready_timeout_s: float = 30.0
+    ipc_path: Path | None = None  # also serve on this Unix socket (0600, in a 0700 dir); HTTP port not read
 
     proc: Any = field(default=None, init=False, repr=False)
     log_path: Path | None = field(default=None, init=False)
 
     @property
     def url(self) -> str:
+        if self.port is None and self.ipc_path is not None:
+            raise RuntimeError(f"this anvil is reached over IPC ({self.ipc_path}); the port of its HTTP "
+                               "listener (which anvil cannot switch off) is not read")
         return f"http://127.0.0.1:{self.port}"
 
     @property
@@ -146,6 +162,9 @@ class Anvil:
             cmd += ["--hardfork", self.hardfork]
         if self.slots_in_an_epoch:
             cmd += ["--slots-in-an-epoch", str(self.slots_in_an_epoch)]
+        if self.ipc_path is not None:  # a path too long for sun_path: the bare name, run in its directory
+            path = Path(self.ipc_path)
+            cmd += ["--ipc", str(path) if ipc.fits_sun_path(path) else path.name]
         return cmd + list(self.extra_args)
 
     def start(self) -> Anvil:
@@ -163,6 +182,8 @@ class Anvil:
         )
         os.close(fd)
         self.log_path = Path(name)
+        if self.ipc_path is not None:
+            return self._start_ipc(Path(self.ipc_path))
         self.proc = procs.start(self.command(), self.log_path)
         what = f"anvil (pid {self.proc.pid})"
         try:
@@ -184,10 +205,42 @@ class Anvil:
             raise
         return self
 
+    def _start_ipc(self, path: Path) -> Anvil:
+        """Start with ``--ipc``: ready when ``eth_chainId`` answers over the socket (set to 0600 first)."""
+        ipc.private_dir(path.parent)
+        # anvil would delete the file and take the path over from a live server: refuse, after giving one
+        # that was just SIGKILLed (a crashed node's engine, reaped by kill_stale_children) time to go
+        deadline = time.monotonic() + 5.0
+        while ipc.answers(path):
+            if time.monotonic() > deadline:
+                raise procs.ProcessError(f"{path}: another process already serves this socket: refusing to "
+                                         "replace it")
+            time.sleep(0.1)
+        self.proc = procs.start(self.command(), self.log_path, cwd=None if ipc.fits_sun_path(path) else path.parent)
+        what = f"anvil on {path} (pid {self.proc.pid})"
+
+        def probe() -> bool:
+            if not path.is_socket():
+                return False
+            os.chmod(path, 0o600)
+            return int(ipc.ipc_call(path, "eth_chainId", timeout_s=1.0), 16) == self.chain_id
+
+        try:
+            procs.wait_ready(self.proc, probe, self.ready_timeout_s, what, self.log_path)
+            mode = path.stat().st_mode & 0o777
+            if mode != 0o600:
+                raise procs.ProcessError(f"{what}: socket mode {mode:o}, expected 600")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
     def info(self) -> dict[str, Any]:
-        """What a result should record about this node: URL, pid, log file, the binary and its version."""
+        """What a result should record about this node: URL (or IPC path), pid, log file, the binary and
+        its version."""
         return {
-            "url": self.url,
+            "url": None if self.port is None and self.ipc_path is not None else self.url,
+            "ipc_path": str(self.ipc_path) if self.ipc_path is not None else None,
             "pgid": self.pgid,
             "log_path": str(self.log_path) if self.log_path else None,
             "anvil": anvil_version(),
@@ -201,6 +254,8 @@ class Anvil:
         if self.proc is not None:
             procs.kill_group(self.proc.pid, proc=self.proc)
             self.proc = None
+            if self.ipc_path is not None:  # the socket file this anvil made (no one serves it any more)
+                Path(self.ipc_path).unlink(missing_ok=True)
 
     def __enter__(self) -> Anvil:
         return self.start()

@@ -139,3 +139,27 @@ def largest_stable(steps: Sequence[Mapping[str, Any]]) -> int | None:
             break
         best = s["instances"]
     return best
+
+
+# -- does the settlement pipeline keep up? ---------------------------------------------------------------------
+def hard_finality_lag(records: Sequence[TxFinality], window_s: float = 10.0) -> dict[str, Any]:
+    """Hard-finality lag (submit → hard finality, s) of the txs submitted in the run's first and last
+    ``window_s`` seconds: a pipeline that keeps up has about the same lag at the end as at the start; a
+    backlog that grows shows as an end lag growing with the run's length. ``end_over_start``: the ratio
+    of the two medians; ``not_hard_final``: txs that never reached hard finality (each is a failure)."""
+    timed = [r for r in records if r.submit_s is not None]
+    done = [r for r in timed if r.hard_s is not None]
+    out: dict[str, Any] = {"txs": len(records), "not_hard_final": len(timed) - len(done), "window_s": window_s}
+    if not done:
+        return out | {"start_lag_p50_s": None, "end_lag_p50_s": None, "end_over_start": None}
+    t0, t1 = min(r.submit_s for r in timed), max(r.submit_s for r in timed)
+    start = [r.hard_s - r.submit_s for r in done if r.submit_s <= t0 + window_s]
+    end = [r.hard_s - r.submit_s for r in done if r.submit_s >= t1 - window_s]
+    s, e = _median(start), _median(end)
+    return out | {
+        "run_span_s": t1 - t0, "start_txs": len(start), "end_txs": len(end),
+        "start_lag_p50_s": s, "end_lag_p50_s": e,
+        "start_lag_max_s": max(start) if start else None, "end_lag_max_s": max(end) if end else None,
+        "end_over_start": (e / s) if s and e is not None else None,
+        "batches": len({r.batch for r in done if r.batch is not None}),
+    }

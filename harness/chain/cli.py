@@ -46,6 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="target an existing JSON-RPC HTTP endpoint instead of an embedded anvil (env CHAIN_RPC_URL)",
     )
     p.add_argument(
+        "--ws-url",
+        default=os.environ.get("CHAIN_WS_URL"),
+        help="WebSocket JSON-RPC URL of the target, where the inclusion observer subscribes to newHeads "
+        "(env CHAIN_WS_URL; default: the HTTP URL's host and port over ws://, as anvil and most nodes serve)",
+    )
+    p.add_argument(
+        "--observe",
+        choices=["auto", "newHeads", "poll"],
+        default="auto",
+        help="how inclusion is observed: auto (newHeads where the target offers it, else polling every 20 ms; "
+        "the fallback and its reason are in metrics.observation), newHeads (required), poll",
+    )
+    p.add_argument(
         "--funder-key",
         default=os.environ.get("CHAIN_FUNDER_KEY"),
         help="hex private key with ETH on --rpc-url; deploys and funds (env CHAIN_FUNDER_KEY). "
@@ -138,9 +151,12 @@ def main(argv: list[str] | None = None) -> int:
         alternate=not args.no_alternate,
         drain_timeout_s=args.drain_timeout,
         max_inclusion_uncertainty_s=args.max_inclusion_uncertainty,
+        observe=args.observe,
     )
     try:
         cfg.validate()
+        if args.ws_url and not args.ws_url.startswith(("ws://", "wss://")):
+            raise ValueError(f"--ws-url must be ws(s)://..., got {args.ws_url!r}")
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -180,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=progress,
             require_no_missing=False,
             strict_observation=False,  # recorded in the JSON; the exit code says what failed
+            ws_url=args.ws_url,
         )
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result.as_dict(), default=str))

@@ -102,8 +102,9 @@ def batches_for_blocks(l2_url: str, blocks: Iterable[int], l1_url: str | None = 
                 try:
                     bt = rpc.call("rollup_batchTimings", [b]) or {}
                     det["timings_s"], det["tree_breakdown_s"] = bt.get("timings_s"), bt.get("tree_breakdown_s")
+                    det["block_trace"] = bt.get("block_trace")
                 except RpcError:
-                    det["timings_s"] = det["tree_breakdown_s"] = None
+                    det["timings_s"] = det["tree_breakdown_s"] = det["block_trace"] = None
                 gas = {s: det.get(f"{s}GasUsed") for s in L1_STEPS}
                 blob = {s: det.get(f"{s}BlobGasUsed") for s in L1_STEPS}
                 for s in L1_STEPS:

@@ -8,7 +8,8 @@ timestamps are the block header's whole seconds.
 Rules (documented here, applied everywhere):
 
 * **inclusion-observed time** of a tx: the local time at which the observer
-  first saw the block that includes it (fast polling, see observe.py).
+  first saw the block that includes it (its newHeads push where the target
+  offers one, else fast polling; see observe.py).
 * **sustained rate** (TPS, or GPS with gas weights): the steady window runs
   from the first inclusion instant ``t0`` to the second-to-last inclusion
   instant ``t_end``; it counts what was included *after* ``t0`` up to and
@@ -62,6 +63,10 @@ class BlockObs:
 
     ``prev_poll_s``: local time of the observer's previous successful poll, which did not see the block
     yet, so the block appeared in ``(prev_poll_s, seen_s]`` (None: not recorded, e.g. fetched later).
+    ``via``: how it was seen: ``newHeads`` (pushed; ``prev_poll_s`` = push time - the connection's round
+    trip; if the observer's heartbeat read it before its push: that heartbeat and the one before),
+    ``gap`` (no push carried it in time: fetched by number; ``late-push``: its push came later), ``poll``,
+    ``after-run`` (fetched after the run: time unknown); None: not recorded.
     """
 
     number: int
@@ -71,6 +76,7 @@ class BlockObs:
     gas_limit: int
     tx_hashes: tuple[str, ...] = field(default_factory=tuple)
     prev_poll_s: float | None = None
+    via: str | None = None
 
     @property
     def seen_uncertainty_s(self) -> float | None:

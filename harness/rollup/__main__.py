@@ -9,7 +9,8 @@ port, operator = anvil dev account 0) that lives as long as the node: such a dat
 (the L1 holding its batches is gone); give --l1-url for restartable runs.
 
 Prints one JSON line {"url": ..., "ws_url": ..., "rollup_address": ..., "l1_url": ...} when ready (and writes it to
---ready-file). SIGTERM/SIGINT stop the node and kill its anvil engines (also during start-up).
+--ready-file). SIGTERM/SIGINT stop the node and kill its anvil engines (also during start-up). The engines
+are reached over IPC (unix sockets, mode 0600, in DATA_DIR/engines); no engine URL is printed or served.
 """
 
 from __future__ import annotations
@@ -86,6 +87,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="L1 blocks built on a commit/prove/execute receipt (its block re-checked to be still "
                         "canonical) before the step counts as done (default 2: covers the 1-block reorgs a PoS "
                         "L1 has, for 2 L1 blocks of latency per step; 0: done at the receipt)")
+    p.add_argument("--trace-at-seal", action="store_true",
+                   help="trace a batch's state diff when the batch is sealed, instead of each L2 block as it "
+                        "is recorded (default; ZKsync's state keeper has a block's storage logs when it seals "
+                        "the block, so its batch sealing never traces)")
+    p.add_argument("--engine-transport", choices=["ipc", "http"], default="ipc",
+                   help="how the node reaches its anvil engines: ipc (default; unix sockets, mode 0600, in "
+                        "DATA_DIR/engines) or http (a fallback only where IPC cannot work: their OS-assigned "
+                        "127.0.0.1 ports are then reachable by every local process)")
     p.add_argument("--ready-file", type=Path, help="write the ready JSON line here too")
     p.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR")
     return p.parse_args(argv)
@@ -119,12 +128,14 @@ def main(argv: list[str] | None = None) -> int:
             l1_url, l1_key = embedded_l1.url, l1_key or EMBEDDED_L1_KEY
         cfg = NodeConfig(
             data_dir=a.data_dir, l1_url=l1_url, l1_key=l1_key, rollup_address=a.rollup_address,
-            engine=EngineConfig(chain_id=a.chain_id, gas_limit=a.l2_gas_limit, accounts=a.l2_accounts),
+            engine=EngineConfig(chain_id=a.chain_id, gas_limit=a.l2_gas_limit, accounts=a.l2_accounts,
+                                transport=a.engine_transport),
             block_time_s=a.block_time,
             criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
             compression=a.compression, data_availability=a.da, tree_depth=a.tree_depth,
             prover_cache_dir=a.prover_cache, port=a.port, l1_retry_max_s=a.l1_retry_max_s,
             l1_confirmations=a.l1_confirmations,
+            trace_blocks_ahead=not a.trace_at_seal,
         )
         from harness.rollup.node import Node
 

@@ -1,12 +1,15 @@
 """The batch pipeline: seal -> commit (L1) -> re-execute + prove -> verify (L1) -> execute (L1).
 
 One thread per stage, each working on the lowest batch waiting for it, so
-batches keep flowing (batch n+1 is sealed while batch n is being proven).
-Every stage's wall time is recorded in the batch record, in seconds:
+batches keep flowing (batch n+1 is sealed while batch n is being proven; re-execution, proving and
+L1 verification are three threads too, so batch n+1 is re-executed while batch n is proven and batch
+n-1 verified: a pipeline that ran them in one thread fell behind at full load, its per-batch sum
+exceeding the batch cadence). Every stage's wall time is recorded in the batch record, in seconds:
 
   seal        gather the blocks' raw txs from the WAL index
-  state_diff  trace the blocks on the L2 engine (``trace_replayBlockTransactions`` stateDiff,
-              see state_diff.py for why not geth's prestateTracer)
+  state_diff  merge the blocks' state diffs, traced block by block as the blocks were recorded
+              (diff_tracer.py; ``trace_replayBlockTransactions`` stateDiff, see state_diff.py for why
+              not geth's prestateTracer); a block not traced yet is traced here
   tree        the sparse Merkle tree's work for the batch: hashing and the changed-node delta in memory,
               plus writing those nodes and leaves to its store (ZKsync's ``waiting_for_tree``: its
               tree component computes and persists the tree in RocksDB); the two parts are kept
@@ -44,6 +47,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import queue
 import statistics
 import threading
 import time
@@ -67,6 +71,8 @@ SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
 #: refusal texts older nodes persisted for what was an L1 state read (lagging or reorged), not a mismatch
 TRANSIENT_REFUSALS = ("is not committed on L1",)
+#: re-execution may run this many batches ahead of proving
+PROOF_QUEUE = 2
 
 
 
@@ -226,6 +232,10 @@ class Pipeline(L1Steps):
             self.halted = f"batch {r['number']} refused (persisted): {r.get('refusal')}"
             self.errors["prover"] = self.halted
         self.l1_totals: dict[str, int] = {}
+        self.diff_tracer = None  # a diff_tracer.BlockDiffTracer, set by the node; None: trace at seal
+        self._to_prove: queue.Queue = queue.Queue(maxsize=PROOF_QUEUE)  # re-executed, waiting for a proof
+        self._proved: dict[int, dict] = {}  # proof made, waiting for L1 verification
+        self._proof_pending: dict | None = None  # the batch the proof stage is on (retried after a restart)
 
     # -- records ---------------------------------------------------------------------------------------------
     def save(self, rec: dict) -> None:
@@ -338,8 +348,9 @@ class Pipeline(L1Steps):
         confirmer."""
         self.prover_engine = self.prover_engine_factory()
         self._prover_engine_fresh = True
-        for name, fn in (("sealer", self._sealer), ("committer", self._committer),
-                         ("prover", self._prover), ("executor", self._executor), ("confirmer", self.confirmer.run)):
+        for name, fn in (("sealer", self._sealer), ("committer", self._committer), ("prover", self._prover),
+                         ("proof", self._proof_maker), ("verifier", self._verifier), ("executor", self._executor),
+                         ("confirmer", self.confirmer.run)):
             t = threading.Thread(target=self._guard, args=(name, fn), name=f"rollup-{name}", daemon=True)
             t.start()
             self.threads.append(t)
@@ -415,6 +426,8 @@ class Pipeline(L1Steps):
         while not self.stop_event.is_set():
             first = self.next_first_block()
             blocks = self.db.blocks(first, first + 10_000)
+            if self.diff_tracer is not None:  # a block joins a batch once its state diff is traced
+                blocks = self.diff_tracer.ready(blocks)
             take = pick_batch(blocks, first, crit, lambda h: len(self.raw_by_hash.get(h.lower(), b"")),
                               time.time())
             if take is None:
@@ -444,7 +457,11 @@ class Pipeline(L1Steps):
         timings["seal"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        diff, _ = blocks_state_diff(self.l2, blocks[0]["number"], blocks[-1]["number"])
+        trace_info = None
+        if self.diff_tracer is not None:  # traced block by block as recorded (diff_tracer.py): merge them
+            diff, trace_info = self.diff_tracer.take(blocks[0]["number"], blocks[-1]["number"], self.l2)
+        else:
+            diff, _ = blocks_state_diff(self.l2, blocks[0]["number"], blocks[-1]["number"])
         timings["state_diff"] = time.perf_counter() - t0
 
         prev_root = self.tree.root
@@ -476,6 +493,8 @@ class Pipeline(L1Steps):
                 "l2_gas_used": sum(b["gas_used"] for b in blocks),
                 "first_block_timestamp": blocks[0]["timestamp"], "sealed_at": time.time(), "timings": timings,
             }
+            if trace_info is not None:  # the blocks' trace cost, paid as they were recorded (not a sealing stage)
+                rec["block_trace"] = trace_info
             t0 = time.perf_counter()
             timings["persist"] = 0.0  # overwritten below; present in the stored record
             tree_hash_s = timings["tree"]
@@ -589,6 +608,9 @@ class Pipeline(L1Steps):
             raise ProofRefused(f"batch {n}: re-executed root 0x{ptree.root.hex()} != L1 newRoot 0x{pub.new_root.hex()}")
 
     def _prover(self) -> None:
+        """Re-execution (stage 3a): replay each committed batch, as published on L1, on the prover's engine
+        and hand it to the proof stage; runs ahead of proving and verification (at most PROOF_QUEUE
+        batches), so the three overlap."""
         if self.halted:  # a persisted refusal: never prove past it
             raise ProofRefused(self.halted)
         self.prover_reset.clear()
@@ -615,8 +637,8 @@ class Pipeline(L1Steps):
             if reset():
                 raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
             with self.lock:
-                rec = copy.deepcopy(self.batches.get(done + 1))
-            if rec is None or rec["status"] != "committed" or self.confirmer.is_inflight("prove", done + 1):
+                rec = copy.deepcopy(self.batches.get(done + 1) or {})
+            if rec.get("status") != "committed" or self.confirmer.is_inflight("prove", done + 1):
                 self.stop_event.wait(0.05)
                 continue
             n = rec["number"]
@@ -635,18 +657,63 @@ class Pipeline(L1Steps):
                     cur["status"], cur["refusal"] = "refused", str(e)
                     self.save(cur)
                 raise
-            timings = {"reexecute": time.perf_counter() - t0}
+            item = {"number": n, "pub": pub, "reexecute": time.perf_counter() - t0}
+            while not self.stop_event.is_set():  # backpressure: proving is the slower stage
+                if reset():
+                    raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
+                try:
+                    self._to_prove.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            done = n
+
+    def _proof_maker(self) -> None:
+        """Proving (stage 3b): a Groth16 proof for each re-executed batch, in order."""
+        while not self.stop_event.is_set():
+            item = self._proof_pending  # a proof that failed last time (this stage restarted) goes first
+            if item is None:
+                try:
+                    item = self._to_prove.get(timeout=0.1)
+                except queue.Empty:
+                    continue
+                self._proof_pending = item
+            n, pub = item["number"], item["pub"]
+            with self.lock:  # proven meanwhile, or its proof made / awaiting confirmations (a re-execution
+                stale = (self.batches.get(n, {}).get("status") != "committed"  # restart queues batches again)
+                         or n in self._proved or n in self.confirmer.inflight["prove"])
+            if not stale:
+                t0 = time.perf_counter()
+                proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
+                                          chain_id=self.l1.chain_id, rollup_address=self.l1.address)
+                item["proof"], item["prove"] = proof, time.perf_counter() - t0
+                with self.lock:
+                    self._proved[n] = item
+            self._proof_pending = None
+
+    def _verifier(self) -> None:
+        """Verification (stage 3c): each proof to L1 (``proveBatch``), in batch order; the step counts once
+        its receipt has its confirmations (confirm.py)."""
+        while not self.stop_event.is_set():
+            rec = self._next_to_send("prove")
+            with self.lock:
+                item = self._proved.get(rec["number"]) if rec is not None else None
+            if item is None:
+                self.stop_event.wait(0.05)
+                continue
+            n, proof, pub = rec["number"], item["proof"], item["pub"]
             t0 = time.perf_counter()
-            proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
-                                      chain_id=self.l1.chain_id, rollup_address=self.l1.address)
-            timings["prove"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            result, _ = self._send_step("prove", "prove_batch", n,
-                                        lambda n=n, proof=proof: self.l1.prove_batch(self.cfg.l1_key, n, proof), abort)
-            timings["verify"] = time.perf_counter() - t0
+            try:
+                result, _ = self._send_step("prove", "prove_batch", n, lambda n=n, proof=proof: self.l1.prove_batch(
+                    self.cfg.l1_key, n, proof), self._not_next("prove", n))
+            except StageAbort as e:
+                log.info("verifier: %s", e)
+                continue
+            timings = {"reexecute": item["reexecute"], "prove": item["prove"], "verify": time.perf_counter() - t0}
+            with self.lock:
+                self._proved.pop(n, None)
             self._submitted("prove", n, result, timings, {"published_data_source": pub.source,
                                                           "proof_seconds": getattr(proof, "seconds", None)})
-            done = n
 
     # -- stage 4: executor -----------------------------------------------------------------------------------
     def _executor(self) -> None:

@@ -42,6 +42,9 @@ class NodeConfig:
     #: before the step counts as done; 0: done at the receipt (no confirmation wait). Default 2: see __main__'s help.
     l1_confirmations: int = 2
     l1_poll_s: float = 0.25  # how often the confirmer reads L1's head (every 4th time: finalized block, reorgs)
+    # trace each L2 block's state diff as it is recorded (ZKsync's state keeper has a block's storage logs
+    # when it seals the block); False: trace the whole batch at seal time (diff_tracer.py says why not)
+    trace_blocks_ahead: bool = True
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -5,6 +5,19 @@ soft finality) and the prover's separate re-execution engine (no mining; it
 replays published batches block by block with the original timestamps).
 Both run ``--order fifo`` so that a block replayed in its original order
 mines the same transactions in the same order.
+
+How the node reaches an engine: over anvil's IPC socket (``anvil --ipc``), ``<dir>/<name>.ipc`` in a
+directory of mode 0700 (the node's: ``<data dir>/engines/``), the socket itself 0600, so only this
+user's processes can connect (see :mod:`harness.chain.ipc` for the framing). No engine URL is
+published anywhere (``rollup_status``, the ready line, the node's log). anvil cannot switch off its HTTP
+listener (see :mod:`harness.chain.anvil`): it stays bound to an OS-assigned 127.0.0.1 port that the
+node never reads or uses; a local process that scans the loopback ports can still find it and send
+transactions around the sequencer. That residual exposure is stated, not hidden.
+
+HTTP (``EngineConfig(transport="http")``, ``--engine-transport http``) is a fallback for where IPC
+genuinely cannot work (an ``ANVIL_BINARY`` without ``--ipc``, a platform without Unix sockets). It is
+never picked silently: an IPC start that fails raises, and the node logs a warning and reports
+``engineTransport: "http"`` in ``rollup_status`` when it runs over HTTP.
 """
 
 from __future__ import annotations
@@ -16,6 +29,7 @@ import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.chain import ipc
 from harness.chain.anvil import Anvil
 
 
@@ -62,6 +76,13 @@ class JsonRpcClient:
                     raise
         raise AssertionError("unreachable")
 
+    def close(self) -> None:
+        """Close this thread's connection (the next call opens a new one)."""
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
     def call(self, method: str, params: list | None = None):
         self._id += 1
         reply = self.raw({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []})
@@ -82,6 +103,49 @@ class JsonRpcClient:
         return [by_id.get(i, {"error": {"code": -32603, "message": "no reply"}}) for i in range(len(calls))]
 
 
+class IpcJsonRpcClient(JsonRpcClient):
+    """JSON-RPC over anvil's IPC socket, one connection per thread, one request in flight per connection.
+
+    ``call``/``batch`` as :class:`JsonRpcClient`. A request is retried once on a fresh connection only if
+    it could not be *sent* on a reused connection (the engine closed it: e.g. an engine restarted on the
+    same path); once sent it is never sent again (a resent ``eth_sendRawTransaction`` would come back
+    "already known"), and a timeout closes the connection and raises.
+    """
+
+    def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
+        self.url = None  # no URL: see the module docstring
+        self.socket_path = Path(path)
+        self.timeout_s = timeout_s
+        self._local = threading.local()
+        self._id = 0
+
+    def _conn(self) -> ipc.IpcConnection:
+        c = getattr(self._local, "conn", None)
+        if c is None:
+            c = ipc.IpcConnection(self.socket_path, self.timeout_s)
+            self._local.conn = c
+        return c
+
+    def raw(self, payload) -> object:
+        """Send a JSON payload (object or list) on this thread's connection and return the decoded reply."""
+        for attempt in (0, 1):
+            c = self._conn()
+            reused = c.requests > 0
+            try:
+                c.send(payload)
+            except OSError:
+                self.close()
+                if attempt or not reused:
+                    raise
+                continue
+            try:
+                return c.receive()
+            except BaseException:
+                self.close()
+                raise
+        raise AssertionError("unreachable")
+
+
 @dataclass
 class EngineConfig:
     """How an L2 engine anvil is started (both engines must agree on all of it)."""
@@ -92,30 +156,45 @@ class EngineConfig:
     balance_eth: int = 1_000_000
     mnemonic: str = "test test test test test test test test test test test junk"
     genesis_timestamp: int | None = None
+    transport: str = "ipc"  # "ipc", or "http" only where IPC cannot work (module docstring)
+
+    def __post_init__(self) -> None:
+        if self.transport not in ("ipc", "http"):
+            raise ValueError(f"engine transport must be 'ipc' or 'http', got {self.transport!r}")
 
 
 class Engine:
-    """An anvil started with --no-mining (interval mining is switched on by the caller)."""
+    """An anvil started with --no-mining (interval mining is switched on by the caller).
 
-    def __init__(self, cfg: EngineConfig, log_dir: Path, name: str) -> None:
+    Reached over IPC at ``ipc_dir/<name>.ipc`` (``ipc_dir`` default: ``engines/`` beside ``log_dir``).
+    """
+
+    def __init__(self, cfg: EngineConfig, log_dir: Path, name: str, ipc_dir: Path | None = None) -> None:
         self.cfg = cfg
         extra = ["--no-mining", "--order", "fifo"]
         if cfg.genesis_timestamp is not None:
             extra += ["--timestamp", str(cfg.genesis_timestamp)]
+        self.ipc_path = (Path(ipc_dir) if ipc_dir else Path(log_dir).parent / "engines") / f"{name}.ipc"
         self.anvil = Anvil(chain_id=cfg.chain_id, gas_limit=cfg.gas_limit, accounts=cfg.accounts,
                            balance_eth=cfg.balance_eth, mnemonic=cfg.mnemonic, extra_args=extra,
-                           log_dir=log_dir)
+                           log_dir=log_dir, ipc_path=self.ipc_path if cfg.transport == "ipc" else None)
         self.name = name
         self.rpc: JsonRpcClient | None = None
 
     def start(self) -> Engine:
         self.anvil.start()
-        self.rpc = JsonRpcClient(self.anvil.url)
+        self.rpc = self.client()
         return self
 
     @property
-    def url(self) -> str:
-        return self.anvil.url
+    def transport(self) -> str:
+        return self.cfg.transport
+
+    def client(self, timeout_s: float = 30.0) -> JsonRpcClient:
+        """A new client of this engine (its own connection per thread)."""
+        if self.cfg.transport == "ipc":
+            return IpcJsonRpcClient(self.ipc_path, timeout_s)
+        return JsonRpcClient(self.anvil.url, timeout_s)
 
     @property
     def pgid(self) -> int | None:

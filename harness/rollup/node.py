@@ -3,7 +3,8 @@
 Start-up (and restart after kill -9 with the same data dir):
  1. open the WAL and the SQLite store; kill anvils a previous incarnation left behind
     (their pgids are in ``children.json``; checked to be anvil via /proc before killing);
- 2. start the L2 engine (anvil, --no-mining, same genesis timestamp as the first run);
+ 2. start the L2 engine (anvil, --no-mining, same genesis timestamp as the first run), reached over its
+    IPC socket ``engines/l2-engine.ipc`` (see harness/rollup/engine.py: no engine URL is published);
  3. replay every recorded L2 block exactly (same txs, same order, same timestamp);
  4. resubmit every WAL tx not in a recorded block (accepted txs are never lost; one the engine now
     refuses is tombstoned and recorded LOUDLY: ``rollup_status.txsDroppedAfterAck`` counts them across
@@ -39,7 +40,8 @@ from typing import Any
 
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
 from harness.rollup.config import NodeConfig
-from harness.rollup.engine import Engine, EngineConfig, JsonRpcClient, ReplayMismatch
+from harness.rollup.diff_tracer import BlockDiffTracer
+from harness.rollup.engine import Engine, EngineConfig, ReplayMismatch
 from harness.rollup.finality import batch_details, block_details, genesis_batch_details
 from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
@@ -56,6 +58,11 @@ CLIENT_VERSION = "harness-rollup/0.1 (anvil L2 engine)"
 #: substrings of the command line of the children a node starts (anvil engines; snarkjs / solcjs / circom
 #: tools run by harness.rollup.zk.setup.run_tool), checked before killing a recorded pgid (pids get reused)
 CHILD_MARKERS = (b"anvil", b"snark.js", b"snarkjs", b"circom", b"solc")
+
+
+#: the block tracker's poll of the engine's head (over IPC, ~0.1 ms a call): it bounds how long after the engine
+#: seals a block the node records it (soft finality) and pushes it to newHeads subscribers
+TRACK_POLL_S = 0.01
 
 
 def _pid_is_ours(pid: int) -> bool:
@@ -161,7 +168,12 @@ class Node:
         e = self.cfg.engine
         ts = self.db.get_meta("genesis_timestamp")
         return EngineConfig(e.chain_id, e.gas_limit, e.accounts, e.balance_eth, e.mnemonic,
-                            ts if ts is not None else e.genesis_timestamp)
+                            ts if ts is not None else e.genesis_timestamp, transport=e.transport)
+
+    def _new_engine(self, ecfg: EngineConfig, name: str) -> Engine:
+        """A started engine; over IPC (the default) its socket is ``<data dir>/engines/<name>.ipc`` (dir 0700,
+        socket 0600)."""
+        return Engine(ecfg, self.cfg.data_dir / "logs", name, ipc_dir=self.cfg.data_dir / "engines").start()
 
     def _start_inner(self) -> None:
         cfg, db = self.cfg, self.db
@@ -169,7 +181,12 @@ class Node:
         if stored_chain is not None and stored_chain != cfg.engine.chain_id:
             raise RuntimeError(f"data dir was made for chain {stored_chain}, config says {cfg.engine.chain_id}")
         ecfg = self._engine_cfg()
-        self.engine = Engine(ecfg, cfg.data_dir / "logs", "l2-engine").start()
+        if ecfg.transport == "http":
+            log.warning("engines reached over HTTP (--engine-transport http): their 127.0.0.1 ports are open "
+                        "to every local process, around the sequencer")
+        else:
+            log.info("engines reached over IPC: unix sockets (mode 0600) in %s", cfg.data_dir / "engines")
+        self.engine = self._new_engine(ecfg, "l2-engine")
         self._write_children()
         genesis = self.engine.genesis()
         if db.get_meta("genesis_timestamp") is None:
@@ -191,7 +208,7 @@ class Node:
                 raise RuntimeError(f"sealed block {bad} does not replay on a fresh engine")
             log.warning("block %d does not replay; dropping unbatched blocks from %d on", bad, bad)
             self.engine.stop()
-            self.engine = Engine(ecfg, cfg.data_dir / "logs", "l2-engine").start()
+            self.engine = self._new_engine(ecfg, "l2-engine")
             self._write_children()
             self.sequencer.engine = self.engine.rpc
             db.delete_blocks_after(bad - 1)
@@ -244,6 +261,12 @@ class Node:
         self.pipeline.reconcile_with_l1()
         self._tracker = threading.Thread(target=self._track_blocks, name="block-tracker", daemon=True)
         self._tracker.start()
+        if cfg.trace_blocks_ahead:
+            tracer = BlockDiffTracer(self.engine.rpc, db.last_block, self.pipeline.next_first_block())
+            self.pipeline.diff_tracer = tracer
+            self._diff_tracer = threading.Thread(target=tracer.run, args=(self._stop,), name="diff-tracer",
+                                                 daemon=True)
+            self._diff_tracer.start()
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch,
                              self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block)
@@ -268,7 +291,7 @@ class Node:
         return replayed, None
 
     def _prover_engine(self) -> Engine:
-        eng = Engine(self._engine_cfg(), self.cfg.data_dir / "logs", "prover-engine").start()
+        eng = self._new_engine(self._engine_cfg(), "prover-engine")
         self.pipeline.prover_engine = eng
         self._write_children()
         return eng
@@ -299,7 +322,7 @@ class Node:
 
     # -- block tracker (soft finality) -----------------------------------------------------------------------
     def _track_blocks(self) -> None:
-        rpc = JsonRpcClient(self.engine.url)
+        rpc = self.engine.client()
         while not self._stop.is_set():
             try:
                 head = int(rpc.call("eth_blockNumber"), 16)
@@ -316,7 +339,7 @@ class Node:
             except Exception as e:  # noqa: BLE001 - engine briefly busy; keep tracking
                 if not self._stop.is_set():
                     log.warning("block tracker: %s", e)
-            self._stop.wait(0.05)
+            self._stop.wait(TRACK_POLL_S)
 
     # -- RPC handlers ----------------------------------------------------------------------------------------
     def _handlers(self) -> dict:
@@ -342,7 +365,7 @@ class Node:
         """Block 0 as the engine has it (the block tracker records blocks from 1); batch 0 = genesis."""
         cached = getattr(self, "_genesis", None)
         if cached is None:
-            g = JsonRpcClient(self.engine.url).call("eth_getBlockByNumber", ["0x0", False])
+            g = self.engine.rpc.call("eth_getBlockByNumber", ["0x0", False])
             if g is None:
                 return None
             cached = self._genesis = {"number": 0, "hash": g["hash"], "timestamp": int(g["timestamp"], 16),
@@ -380,7 +403,7 @@ class Node:
         if rec is None:
             return None
         return {"number": rec["number"], "status": rec["status"], "timings_s": rec["timings"],
-                "tree_breakdown_s": rec.get("tree_breakdown_s"),
+                "tree_breakdown_s": rec.get("tree_breakdown_s"), "block_trace": rec.get("block_trace"),
                 "tx_count": rec["tx_count"], "block_count": rec["block_count"],
                 "leaves_touched": rec["leaves_touched"], "raw_bytes": rec["raw_bytes"],
                 "compressed_bytes": rec["compressed_bytes"], "compression_ratio": rec["compression_ratio"],
@@ -401,6 +424,7 @@ class Node:
             "l2Head": self.db.last_block(), "l2ChainId": self.cfg.engine.chain_id,
             "batches": p.counts(), "l1Totals": p.l1_totals, "rollupAddress": getattr(self.l1, "address", None),
             "walBytes": self.wal.size_bytes, "walRecords": len(self.wal.records), "walFsyncs": self.wal.fsyncs,
+            "walDelayedSyncs": self.wal.delayed_syncs,
             "txsAccepted": self.sequencer.accepted, "txsRejected": self.sequencer.rejected,
             "txsKnown": len(self.sequencer.raw_by_hash), "stageTimings": stage_summary(recs),
             "errors": dict(p.errors), "halted": p.halted, "recovery": self.recovery,
@@ -416,7 +440,10 @@ class Node:
             "uptime_s": time.time() - self.started_at, "dataDir": str(self.cfg.data_dir),
             "genesisRoot": self.db.get_meta("genesis_root"),
             # no engine URL is published: the engines take any tx and cheat method from whoever reaches them,
-            # around the sequencer's WAL (they listen on OS-assigned 127.0.0.1 ports known only to this process)
+            # around the sequencer's WAL. They are reached over IPC (0600 sockets in <dataDir>/engines);
+            # anvil's HTTP listener cannot be switched off and stays on an OS-assigned 127.0.0.1 port that
+            # this process never reads (see harness/rollup/engine.py)
+            "engineTransport": self.engine.transport if self.engine is not None else None,
             "rpc": self.rpc.stats() if self.rpc is not None else None,
         }
 

@@ -139,25 +139,30 @@ class Sequencer:
         """Accept a list of raw txs; each result is the tx hash or the rejection. Concurrent callers share
         the WAL's group commit (one fsync for every tx waiting)."""
         results: list[str | TxRejected | None] = [None] * len(raws)
-        decoded: list[tuple[int, DecodedTx]] = []
-        for i, raw in enumerate(raws):
-            try:
-                decoded.append((i, self._check(raw)))
-            except TxRejected as e:
-                results[i] = e
+        arrived = self.wal.announce()  # a sync leader may wait a moment for this request's records
         ok: list[tuple[int, DecodedTx]] = []
-        for start in range(0, len(decoded), LOCK_CHUNK):  # the lock is held for one chunk at a time
-            chunk_ok = self._reserve(decoded[start:start + LOCK_CHUNK], results)
-            if chunk_ok is None:
-                continue
-            chunk, pending = chunk_ok
-            try:
-                self.wal.wait(pending)  # durable BEFORE anyone is acknowledged (no lock held)
-            except Exception as e:  # noqa: BLE001
-                with self._lock:
-                    self._unreserve(chunk, results, f"not accepted: write-ahead log failed: {e}")
-                continue
-            ok.extend(chunk)
+        try:
+            decoded: list[tuple[int, DecodedTx]] = []
+            for i, raw in enumerate(raws):
+                try:
+                    decoded.append((i, self._check(raw)))
+                except TxRejected as e:
+                    results[i] = e
+            for start in range(0, len(decoded), LOCK_CHUNK):  # the lock is held for one chunk at a time
+                chunk_ok = self._reserve(decoded[start:start + LOCK_CHUNK], results)
+                arrived()  # queued (or nothing to queue): no leader waits for this request any more
+                if chunk_ok is None:
+                    continue
+                chunk, pending = chunk_ok
+                try:
+                    self.wal.wait(pending)  # durable BEFORE anyone is acknowledged (no lock held)
+                except Exception as e:  # noqa: BLE001
+                    with self._lock:
+                        self._unreserve(chunk, results, f"not accepted: write-ahead log failed: {e}")
+                    continue
+                ok.extend(chunk)
+        finally:
+            arrived()
         if ok:
             replies = self.engine.batch([("eth_sendRawTransaction", ["0x" + tx.raw.hex()]) for _, tx in ok])
             for (i, tx), rep in zip(ok, replies, strict=False):

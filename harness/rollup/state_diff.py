@@ -101,20 +101,39 @@ def fold_parity_diff(state_diff: dict, out: dict[bytes, bytes]) -> None:
                 out[state_key(addr, KIND_STORAGE, _slot(slot))] = v
 
 
-def blocks_state_diff(rpc: JsonRpcClient, first: int, last: int) -> tuple[dict[bytes, bytes], int]:
-    """Final leaf values touched by blocks first..last (inclusive); also returns the number of txs traced."""
-    out: dict[bytes, bytes] = {}
-    ntx = 0
-    calls = [("trace_replayBlockTransactions", [hex(n), ["stateDiff"]]) for n in range(first, last + 1)]
-    for i in range(0, len(calls), 20):
-        for reply in rpc.batch(calls[i:i + 20]):
+def per_block_state_diffs(rpc: JsonRpcClient, first: int, last: int) -> dict[int, tuple[dict[bytes, bytes], int]]:
+    """Each block's own final leaf values (leaf key -> 32-byte value) and tx count, for blocks first..last
+    (inclusive), traced 20 blocks per JSON-RPC batch."""
+    out: dict[int, tuple[dict[bytes, bytes], int]] = {}
+    numbers = list(range(first, last + 1))
+    for i in range(0, len(numbers), 20):
+        chunk = numbers[i:i + 20]
+        replies = rpc.batch([("trace_replayBlockTransactions", [hex(n), ["stateDiff"]]) for n in chunk])
+        for n, reply in zip(chunk, replies, strict=True):
             if "error" in reply:
                 e = reply["error"]
                 raise RpcError(e.get("code", -32000), f"trace_replayBlockTransactions: {e.get('message')}")
-            for tx in reply["result"] or []:
-                fold_parity_diff(tx.get("stateDiff"), out)
-                ntx += 1
-    return out, ntx
+            diff: dict[bytes, bytes] = {}
+            txs = reply["result"] or []
+            for tx in txs:
+                fold_parity_diff(tx.get("stateDiff"), diff)
+            out[n] = (diff, len(txs))
+    return out
+
+
+def merge_block_diffs(diffs: list[dict[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The final leaf values after consecutive blocks, given each block's diff in block order (a later
+    block's write wins, exactly as folding every tx of the range in order would give)."""
+    out: dict[bytes, bytes] = {}
+    for d in diffs:
+        out.update(d)
+    return out
+
+
+def blocks_state_diff(rpc: JsonRpcClient, first: int, last: int) -> tuple[dict[bytes, bytes], int]:
+    """Final leaf values touched by blocks first..last (inclusive); also returns the number of txs traced."""
+    per = per_block_state_diffs(rpc, first, last)
+    return merge_block_diffs([per[n][0] for n in range(first, last + 1)]), sum(t for _, t in per.values())
 
 
 def genesis_leaves(rpc: JsonRpcClient, accounts: list[str]) -> dict[bytes, bytes]:

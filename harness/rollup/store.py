@@ -24,7 +24,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,12 @@ class _Pending:
     error: BaseException | None = None
 
 
+#: group commit's gathering window (PostgreSQL's commit_delay with commit_siblings = 1): a leader that knows
+#: of other callers on their way to the log (announced, not queued yet) waits up to this long for them, so one
+#: sync covers them too; a lone caller never waits
+COMMIT_DELAY_S = 0.001
+
+
 class TxWal:
     """Group-committed, fsync'd append-only log of raw transactions."""
 
@@ -66,6 +72,9 @@ class TxWal:
         self.fsyncs = 0
         self.appended = 0
         self._leader = False  # a waiter is writing and syncing the queue right now
+        self._coming = 0  # callers announced (announce()) whose records are not queued yet
+        self.commit_delay_s = COMMIT_DELAY_S
+        self.delayed_syncs = 0
 
     def _scan_and_repair(self) -> Iterator[tuple[int, bytes]]:
         if not self.path.exists():
@@ -123,13 +132,32 @@ class TxWal:
             self._queue.append(item)
         return item
 
+    def announce(self) -> Callable[[], None]:
+        """Say a caller is on its way to :meth:`enqueue` (decoding, checking); call the returned function
+        once its records are queued or it has none (idempotent). A leader waits up to ``commit_delay_s``
+        for announced callers before it syncs."""
+        with self._cv:
+            self._coming += 1
+        done = False
+
+        def arrived() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                with self._cv:
+                    self._coming -= 1
+                    self._cv.notify_all()
+
+        return arrived
+
     def wait(self, item: _Pending, timeout_s: float = 30.0) -> None:
         """Return once ``item`` is durable; raises WalError if the write failed or took too long.
 
         Group commit without a writer thread (leader/follower): a waiter that finds no sync in progress
         becomes the leader, writes *everything* queued so far in one write and one fdatasync, and wakes
         the others; those that queued meanwhile are covered by the next leader's sync. So concurrent
-        requests share syncs and a lone request pays no thread hand-off."""
+        requests share syncs and a lone request pays no thread hand-off. A leader that knows of callers on
+        their way (:meth:`announce`) first waits up to ``commit_delay_s`` for them to queue."""
         deadline = time.monotonic() + timeout_s
         while True:
             with self._cv:
@@ -139,6 +167,11 @@ class TxWal:
                 if item.event.is_set():
                     break
                 self._leader = True
+                if self._coming > 0 and self.commit_delay_s > 0:  # others are on their way: gather them
+                    self.delayed_syncs += 1
+                    end = time.monotonic() + self.commit_delay_s
+                    while self._coming > 0 and (left := end - time.monotonic()) > 0:
+                        self._cv.wait(left)
                 batch, self._queue = self._queue, []
             try:
                 self._write(batch)

@@ -36,7 +36,9 @@ B1 = Claim("B1", PAPER, "Sec. evaluation",
            "(mainnet: 30 M gas / 12 s, and mainnet-scaled: 2.5 M gas / 1 s; both 2.5 Mgas/s and gas-bound, so the "
            "L1 generator's send mode does not matter; the L2 side is the paper's generators: 5 instances, one "
            "HTTP request per tx), with 0 txs missing on the L2; and settlement-cost scaling factor > 1 (L1 gas "
-           "per L1 swap / amortized commit + prove + execute L1 gas, blob gas included, per rollup tx)")
+           "per L1 swap / amortized commit + prove + execute L1 gas, blob gas included, per rollup tx)",
+           # how inclusion was observed (newHeads / poll, resolution, gaps) is reported, not gated by ./run compare
+           drift=Drift(rel=0.5, abs=0.0, ignore=("l2_observation", "l1_observation")))
 B2 = Claim("B2", PAPER, "Fig 2",
            "TPS peaks early in a burst, above the sustained rate.",
            "peak 98.4 TPS around t = 4 s", "peak (1 s sliding window) > sustained")

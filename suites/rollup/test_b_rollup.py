@@ -102,6 +102,8 @@ def test_b1_rollup_swap_tps_exceeds_l1(profile, l1_chain_profile, main_run, l1_b
         "l2_gps": m2["gps_sustained"], "l1_gps": m1["gps_sustained"],
         **{f"l2_{k}": v for k, v in _acc(m2).items()}, "l1_missing": m1["accounting"]["missing"],
         **{f"l2_{k}": v for k, v in claims_b.send_reply_times(m2).items()},
+        # how inclusion was observed on each side (newHeads or poll, why a fallback, the resolution, gaps)
+        "l2_observation": _observation_summary(m2), "l1_observation": _observation_summary(m1),
     }
     attach_table("per-request reply times of the sends (s)", [
         {"side": side, "transport": m.get("transport"), "method": meth, **q}
@@ -112,6 +114,17 @@ def test_b1_rollup_swap_tps_exceeds_l1(profile, l1_chain_profile, main_run, l1_b
                         "not matter); L2: the 5-instance main run, one HTTP request per tx (the paper's generators)")
     assert m2["accounting"]["missing"] == 0, _acc(m2)
     assert ratio > 1, f"L2 {m2['tps_sustained']} TPS vs L1 {m1['tps_sustained']} TPS"
+
+
+def _observation_summary(m: dict) -> dict | None:
+    """The load result's observation record, less its distributions (those stay in the result JSON)."""
+    o = m.get("observation")
+    if not o:
+        return None
+    lag = o.get("push_behind_poll_s") or {}
+    return {**{k: o.get(k) for k in ("mode", "resolution_s", "resolution_max_s", "fallback_reason", "gaps",
+                                     "late_pushes", "blocks", "blocks_by")},
+            "push_lag_p50_s": lag.get("p50_s"), "push_lag_max_s": lag.get("max_s")}
 
 
 def _skip_without_settlement(st: dict) -> None:
@@ -320,7 +333,12 @@ def test_b8_tree_is_the_slowest_sealing_stage(main_run, l2_settle, claim_report)
     for the batch, as ZKsync's ``waiting_for_tree`` counts it (its tree component both computes and
     stores the tree): hashing + the changed-node delta + writing those nodes and leaves; ``persist`` is
     the rest of the seal transaction (batch record, block map, commit/fsync). Both parts of ``tree``
-    (``hash``, ``write``) are reported, so the narrower reading (hashing only) can be checked too."""
+    (``hash``, ``write``) are reported, so the narrower reading (hashing only) can be checked too.
+    ``state_diff`` is what the seal itself spends on the batch's state diff: merging the diffs the node
+    traced block by block as the blocks were recorded (ZKsync's state keeper likewise has each L2 block's
+    storage logs when the batch seals); that per-block tracing is reported beside the stages
+    (``block_trace_ahead_median_s``) and any block the seal had to trace itself is counted
+    (``blocks_traced_at_seal``)."""
     st = l2_settle(main_run)
     _skip_without_settlement(st)
     if st["batches"] is None or not any(b.get("timings_s") for b in st["batches"]):
@@ -339,6 +357,10 @@ def test_b8_tree_is_the_slowest_sealing_stage(main_run, l2_settle, claim_report)
     for part in ("hash", "write"):
         if parts:
             measured[f"tree_{part}_median_s"] = statistics.median(p[part] for p in parts)
+    traces = [b["block_trace"] for b in st["batches"] if b.get("block_trace")]
+    if traces:  # the blocks' state-diff tracing, done as each block was recorded (off the sealing path)
+        measured["block_trace_ahead_median_s"] = statistics.median(t["traced_ahead_s"] for t in traces)
+        measured["blocks_traced_at_seal"] = sum(t["traced_at_seal"] for t in traces)
     measured.update({"dominant_by_median": d["dominant_by_median"], "dominant_by_max": d["dominant_by_max"],
                      "tree_slowest_in_batches": d["slowest_stage_count"].get("tree"), "batches": d["batches"],
                      "tree_plus_persist_median_s": statistics.median(tp) if tp else None,

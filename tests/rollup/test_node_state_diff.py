@@ -15,13 +15,14 @@ pytestmark = [pytest.mark.chain]
 
 
 def test_state_diff_matches_chain_state_and_prestate_tracer(tmp_path) -> None:
-    eng = Engine(EngineConfig(), tmp_path / "logs", "diff-test").start()
+    # HTTP, explicitly: the Uniswap deployment tools speak HTTP JSON-RPC (the node's engines use IPC)
+    eng = Engine(EngineConfig(transport="http"), tmp_path / "logs", "diff-test").start()
     try:
         eng.start_interval_mining(1)
         deployer = derive_account(DEFAULT_MNEMONIC, 0)
-        dep = deploy_uniswap(eng.url, deployer)
+        dep = deploy_uniswap(eng.anvil.url, deployer)
         users = derive_accounts(DEFAULT_MNEMONIC, 1000, 4)
-        fund_and_approve(eng.url, dep, deployer, users)
+        fund_and_approve(eng.anvil.url, dep, deployer, users)
         eng.rpc.call("evm_setIntervalMining", [0])
         raws = []
         for i, u in enumerate(users):
@@ -68,5 +69,52 @@ def test_state_diff_matches_chain_state_and_prestate_tracer(tmp_path) -> None:
                         v.to_bytes(32, "big")
                     checked += 1
         assert checked > 20
+    finally:
+        eng.stop()
+
+
+def test_block_diffs_traced_ahead_merge_to_the_range_diff(tmp_path) -> None:
+    """The seal's merge of per-block diffs (traced as blocks are recorded, diff_tracer.py) equals tracing the
+    whole range at once, including when some blocks were not traced ahead and the seal traces them."""
+    import threading
+
+    from harness.rollup.diff_tracer import STALE_S, BlockDiffTracer
+
+    eng = Engine(EngineConfig(), tmp_path / "logs", "diff-ahead").start()
+    try:
+        users = derive_accounts(DEFAULT_MNEMONIC, 0, 3)
+        first = int(eng.rpc.call("eth_blockNumber"), 16) + 1
+        for k in range(6):  # six blocks; the same accounts written in several of them (a later write wins)
+            for i, u in enumerate(users):
+                raw, _ = u.sign({"type": 2, "chainId": 270, "nonce": k, "to": users[(i + 1) % 3].address,
+                                 "value": 1 + k * 3 + i, "gas": 21_000, "maxFeePerGas": 10**11,
+                                 "maxPriorityFeePerGas": 10**9})
+                eng.rpc.call("eth_sendRawTransaction", [raw])
+            eng.rpc.call("evm_mine", [])
+        last = first + 5
+        whole, ntx = blocks_state_diff(eng.rpc, first, last)
+        assert ntx == 18
+        head = {"n": first + 2}  # the tracer sees only the first three blocks recorded
+        tracer = BlockDiffTracer(eng.rpc, lambda: head["n"], first)
+        stop = threading.Event()
+        t = threading.Thread(target=tracer.run, args=(stop,), daemon=True)
+        t.start()
+        try:
+            for _ in range(200):
+                if len(tracer._diffs) == 3:
+                    break
+                stop.wait(0.05)
+            assert sorted(tracer._diffs) == [first, first + 1, first + 2]
+            recorded = [{"number": first + k, "seen_at": 1000.0 + k} for k in range(6)]
+            # a batch may close only over traced blocks, unless the first untraced one is stale
+            assert [b["number"] for b in tracer.ready(recorded, now=1004.0)] == [first, first + 1, first + 2]
+            assert tracer.ready(recorded, now=1003.0 + STALE_S + 1) == recorded
+            diff, info = tracer.take(first, last, eng.rpc)
+        finally:
+            stop.set()
+            t.join(5)
+        assert diff == whole
+        assert info["traced_ahead"] == 3 and info["traced_at_seal"] == 3
+        assert not tracer._diffs  # taken blocks are forgotten
     finally:
         eng.stop()

@@ -51,6 +51,44 @@ def test_wal_group_commit_survives_reopen_and_truncates_a_torn_tail(tmp_path) ->
     assert len(TxWal(tmp_path / "wal.log").accepted()) == 40
 
 
+def test_wal_leader_gathers_announced_callers_into_one_sync(tmp_path) -> None:
+    """Group commit's gathering window: a leader that knows of a caller on its way (announced, not queued)
+    waits for it, so one fdatasync covers both; a caller that leaves without queuing releases the leader;
+    a lone caller never waits."""
+    import time
+
+    wal = TxWal(tmp_path / "wal.log")
+    wal.commit_delay_s = 30.0  # long enough that only the announced caller's arrival can end the wait
+    wal.append(b"lone")
+    assert (wal.fsyncs, wal.delayed_syncs) == (1, 0)
+
+    arrived_b = wal.announce()
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (wal.append(b"a"), done.set()))
+    t.start()
+    deadline = time.monotonic() + 10
+    while wal.delayed_syncs == 0 and time.monotonic() < deadline:  # A is the leader, waiting for B
+        time.sleep(0.001)
+    assert wal.delayed_syncs == 1 and not done.is_set()
+    item = wal.enqueue(1, [b"b"])
+    arrived_b()
+    wal.wait(item)
+    t.join(10)
+    assert done.is_set() and wal.fsyncs == 2  # "a" and "b" in one sync
+
+    arrived_c = wal.announce()  # a caller that leaves without queuing anything
+    t = threading.Thread(target=lambda: wal.append(b"d"))
+    t.start()
+    while wal.delayed_syncs == 1 and time.monotonic() < deadline + 10:
+        time.sleep(0.001)
+    t0 = time.monotonic()
+    arrived_c()
+    t.join(10)
+    assert not t.is_alive() and time.monotonic() - t0 < 5 and wal.fsyncs == 3
+    wal.close()
+    assert [p for _, p in TxWal(tmp_path / "wal.log").records] == [b"lone", b"a", b"b", b"d"]
+
+
 def test_decode_accepts_typed_and_eip155_legacy() -> None:
     tx = decode_raw(signed(gas=50_000))
     assert (tx.chain_id, tx.nonce, tx.gas) == (270, 3, 50_000)

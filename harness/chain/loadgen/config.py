@@ -32,7 +32,10 @@ class LoadConfig:
     (default) derives it from the workload's gas and the chain's gas per second
     (:func:`drain_timeout_for`). ``max_inclusion_uncertainty_s``: the largest allowed gap between the
     observer's poll that missed a run block and the one that saw it (the resolution of the inclusion
-    times; None: not checked).
+    times; None: not checked). ``observe``: how the inclusion observer sees blocks: ``auto`` (a
+    ``newHeads`` subscription where the target offers one, else polling every ``poll_s``; the fallback
+    and its reason are recorded), ``newHeads`` (required) or ``poll``
+    (:class:`~harness.chain.observe.BlockObserver`).
     """
 
     workload: Workload = "swap"
@@ -51,6 +54,7 @@ class LoadConfig:
     drain_timeout_s: float | None = None
     instance_timeout_s: float = 300.0
     poll_s: float = 0.02
+    observe: Literal["auto", "newHeads", "poll"] = "auto"
     max_inclusion_uncertainty_s: float | None = 1.0
 
     def validate(self) -> None:
@@ -60,6 +64,8 @@ class LoadConfig:
             raise ValueError(f"send_mode must be 'batch' or 'single', got {self.send_mode!r}")
         if self.transport not in ("http", "ws"):
             raise ValueError(f"transport must be 'http' or 'ws', got {self.transport!r}")
+        if self.observe not in ("auto", "newHeads", "poll"):
+            raise ValueError(f"observe must be 'auto', 'newHeads' or 'poll', got {self.observe!r}")
         if self.loop not in ("closed", "open"):
             raise ValueError(f"loop must be 'closed' or 'open', got {self.loop!r}")
         if self.loop == "open" and not (self.target_tps and self.target_tps > 0):

@@ -54,6 +54,7 @@ class LoadRun:
         require_no_missing: bool = True,
         strict_observation: bool | None = None,
         after_send: Callable[[list[str]], None] | None = None,
+        ws_url: str | None = None,
     ):
         cfg.validate()
         if cfg.workload == "swap" and deployment is None:
@@ -67,7 +68,8 @@ class LoadRun:
         self.after_send = after_send
         self.procs: list[Any] = []
         self.results: list[dict[str, Any]] = []
-        self.observer = BlockObserver(url, poll_s=cfg.poll_s)
+        # newHeads over ws_url (default: the same host and port as url) where offered, else polling
+        self.observer = BlockObserver(url, poll_s=cfg.poll_s, mode=cfg.observe, ws_url=ws_url)
         self._observer_started = False
         self.send_phase_s: float | None = None
 
@@ -217,6 +219,7 @@ class LoadRun:
                 "observer_errors": len(self.observer.errors),
                 "observer_failure": self.observer.failure,
                 "observer_polls": self.observer.polls,
+                "observation": self.observer.observation(run_block_nums),
                 "inclusion_uncertainty_max_s": max(uncert) if uncert else None,
                 "send_rate_tps": _send_rate(self.results),
                 "send_window_s": _send_window(self.results),
@@ -308,6 +311,7 @@ def _fetch_unseen_blocks(
                 to_int(b["gasLimit"]),
                 tuple(b["transactions"]),
                 prev_poll_s=last_poll,
+                via="after-run",
             )
         )
     return unseen
@@ -352,6 +356,7 @@ def run_load(
     require_no_missing: bool = True,
     strict_observation: bool | None = None,
     after_send: Callable[[list[str]], None] | None = None,
+    ws_url: str | None = None,
 ) -> LoadResult:
     """Run ``cfg`` against ``url``: accounts must already be funded (and approved, for swaps).
 
@@ -364,7 +369,9 @@ def run_load(
     :class:`~harness.chain.observe.ObservationError` if the observer gave up, missed a run block or saw
     one later than ``cfg.max_inclusion_uncertainty_s`` (``strict_observation``; default: the same as
     ``require_no_missing``; otherwise these are only recorded in ``metrics``). ``after_send`` is called
-    with the accepted hashes (send order) before the drain (fault injection in tests).
+    with the accepted hashes (send order) before the drain (fault injection in tests). ``ws_url``: where
+    the observer subscribes to ``newHeads`` (default: ``url``'s host and port over ws://); which mode it
+    used, why it fell back and its resolution are in ``metrics['observation']``.
     """
     return LoadRun(
         url,
@@ -377,6 +384,7 @@ def run_load(
         require_no_missing,
         strict_observation,
         after_send,
+        ws_url,
     ).run()
 
 

@@ -29,7 +29,7 @@ class LoadResult:
     blocks: list[BlockObs]
     metrics: dict[str, Any]
     instances: list[dict[str, Any]]
-    clock: str = "time.time() wall clock of one machine (submit: before the HTTP request; inclusion: first poll seeing the block)"
+    clock: str = "time.time() wall clock of one machine (submit: before the HTTP request; inclusion: the block's newHeads push, or the first poll seeing it: metrics.observation)"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -133,9 +133,19 @@ def _line(m: dict[str, Any]) -> str:
         f"{a['missing']}); TPS sustained {f(m['tps_sustained'])} peak {f(m['tps_peak'])} paper "
         f"{f(m['tps_paper_formula'])}; GPS {f(m['gps_sustained'])}; latency p50 {f(m['latency_p50_s'])} s "
         f"p99 {f(m['latency_p99_s'])} s"
+        + _observation_note(m.get("observation"))
         + "".join(f"; {meth} reply p50 {v['p50_s'] * 1e3:.1f} ms p99 {v['p99_s'] * 1e3:.1f} ms ({m.get('transport')})"
                   for meth, v in (m.get("request_latency") or {}).items())
     )
+
+
+def _observation_note(o: dict[str, Any] | None) -> str:
+    if not o:
+        return ""
+    res = (f"resolution p50 {o['resolution_s'] * 1e3:.0f} ms max {o['resolution_max_s'] * 1e3:.0f} ms"
+           if o.get("resolution_s") is not None else "resolution unknown")
+    note = f"; observed by {o['mode']} ({res}, {o['gaps']} gap(s))"
+    return note + (f" [fallback: {o['fallback_reason']}]" if o.get("fallback_reason") else "")
 
 
 def stderr_progress(quiet: bool = False) -> Callable[[str], None]:
