@@ -84,6 +84,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                                      "compiled into the Rollup ABI on attach)")
     p.add_argument("--l1-retry-max-s", type=float, default=30.0,
                    help="cap of the exponential backoff (seconds) while L1 is unreachable (default 30)")
+    p.add_argument("--l1-confirmations", type=int, default=2,
+                   help="L1 blocks built on a commit/prove/execute receipt (its block re-checked to be still "
+                        "canonical) before the step counts as done (default 2: covers the 1-block reorgs a PoS "
+                        "L1 has, for 2 L1 blocks of latency per step; 0: done at the receipt)")
     p.add_argument("--trace-at-seal", action="store_true",
                    help="trace a batch's state diff when the batch is sealed, instead of each L2 block as it "
                         "is recorded (default; ZKsync's state keeper has a block's storage logs when it seals "
@@ -135,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             criteria=BatchCriteria(a.max_blocks, a.max_txs, a.max_bytes, a.max_seconds),
             compression=a.compression, data_availability=da, data_availability_reason=da_reason, tree_depth=a.tree_depth,
             prover_cache_dir=a.prover_cache, port=a.port, l1_retry_max_s=a.l1_retry_max_s,
+            l1_confirmations=a.l1_confirmations,
             trace_blocks_ahead=not a.trace_at_seal,
         )
         from harness.rollup.node import Node

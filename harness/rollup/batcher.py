@@ -32,12 +32,19 @@ step found done on L1 (after a restart, or by the retry check) is rebuilt from
 L1 alone: tx hash, gas and blob gas from the receipt, the time from the L1
 block's timestamp (``at_source: "l1_block_timestamp"``).
 
+A step counts as done only once its receipt is ``NodeConfig.l1_confirmations`` blocks deep and its block
+still canonical (harness/rollup/confirm.py; 0: at the receipt). A step lost to an L1 reorg is sent again.
+What L1 says about a batch's state ("not committed", "out of order") is never a halt: it is retried (L1
+may lag or have reorged). The node halts only when re-executing the data L1 published disagrees with
+what L1 stored, or L1 stores other roots than this node sealed.
+
 A seal is transactional: the tree is updated with an undo log and put back if
 anything fails before the SQLite commit, and the batch file is removed.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import queue
@@ -50,6 +57,7 @@ from typing import Any, Protocol
 
 from harness.rollup.compress import BatchData, compress, decompress
 from harness.rollup.config import BatchCriteria, NodeConfig
+from harness.rollup.confirm import Confirmer, L1Steps
 from harness.rollup.engine import Engine, JsonRpcClient, ReplayMismatch
 from harness.rollup.merkle import SparseMerkleTree, TreeUndo, keccak
 from harness.rollup.state_diff import blocks_state_diff
@@ -61,6 +69,8 @@ STAGES = ("seal", "state_diff", "tree", "compress", "persist", "commit", "reexec
           "execute")
 SEALING_STAGES = ("seal", "state_diff", "tree", "compress", "persist")
 L1_STEPS = ("commit", "prove", "execute")
+#: refusal texts older nodes persisted for what was an L1 state read (lagging or reorged), not a mismatch
+TRANSIENT_REFUSALS = ("is not committed on L1",)
 #: re-execution may run this many batches ahead of proving
 PROOF_QUEUE = 2
 
@@ -110,6 +120,9 @@ class L1Like(Protocol):
     def batch(self, n: int) -> dict: ...
     def step_tx(self, n: int, step: str) -> Any: ...
     def published_batch(self, n: int, local_data: bytes | None = None) -> Any: ...
+    def head(self) -> int: ...
+    def finalized_block(self) -> int | None: ...
+    def block_hashes(self, numbers: list[int]) -> dict[int, str | None]: ...
 
 
 class ProverLike(Protocol):
@@ -126,6 +139,11 @@ class L1Divergence(RuntimeError):
     """L1 holds a batch whose roots differ from this node's record of it: the node cannot continue."""
 
 
+class StageAbort(Exception):
+    """What a stage was doing no longer applies (an L1 reorg undid a step, a lower batch must be sent
+    again): the stage picks its next batch afresh (the prover starts over)."""
+
+
 def _jsonable(x: Any) -> Any:
     if isinstance(x, (bytes, bytearray)):
         return "0x" + bytes(x).hex()
@@ -139,8 +157,8 @@ def _jsonable(x: Any) -> Any:
     return x
 
 
-_L1_FIELDS = ("tx_hash", "block_number", "block_timestamp", "gas_used", "blob_gas_used", "gas_limit",
-              "calldata_bytes", "status", "seconds")
+_L1_FIELDS = ("tx_hash", "block_number", "block_hash", "block_timestamp", "gas_used", "blob_gas_used",
+              "gas_limit", "calldata_bytes", "status", "seconds")
 
 
 def l1_result(res: Any) -> dict:
@@ -177,7 +195,7 @@ def stage_summary(recs: list[dict]) -> dict[str, dict[str, float]]:
     return out
 
 
-class Pipeline:
+class Pipeline(L1Steps):
     """Owns the batch records and runs the four stage threads."""
 
     def __init__(self, cfg: NodeConfig, db: NodeDb, raw_by_hash: dict[str, bytes], l2: JsonRpcClient,
@@ -198,6 +216,16 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.errors: dict[str, str] = {}
         self.halted: str | None = None
+        self.confirmer = Confirmer(self)
+        self.prover_reset = threading.Event()  # set when a reorg undid a commit or prove: the prover starts over
+        self.prover_done = 0  # the prover's replay tree holds batches 1..prover_done
+        for r in self.batches.values():  # refusals an older node persisted for an L1 STATE read: not refusals
+            if r["status"] == "refused" and any(t in (r.get("refusal") or "") for t in TRANSIENT_REFUSALS):
+                log.warning("batch %d: clearing a persisted refusal that was an L1 state read: %s", r["number"],
+                            r["refusal"])
+                r["status"] = "committed"
+                r["refusal_cleared"] = {"refusal": r.pop("refusal"), "at": time.time()}
+                db.put_batch(r)
         refused = [r for r in self.batches.values() if r["status"] == "refused"]
         if refused:  # a refusal survives restarts: the node never proves past a batch it refused
             r = min(refused, key=lambda r: r["number"])
@@ -240,17 +268,24 @@ class Pipeline:
     # -- lifecycle -------------------------------------------------------------------------------------------
     def reconcile_with_l1(self) -> None:
         """After a restart: align local statuses with what L1 says (L1 is the truth), and rebuild every
-        L1 step record that is missing or incomplete (no tx hash / gas) from L1 (``RollupL1.step_tx``)."""
+        L1 step record that is missing or incomplete (no tx hash / gas) from L1 (``RollupL1.step_tx``).
+        A step this node recorded whose L1 block is no longer canonical and that L1 no longer has (an L1
+        reorg while the node was down) is undone here and sent again by the stages."""
         totals = self._retry("totals", self.l1.totals)
         self.l1_totals = dict(totals)
         nums = sorted(self.batches)
         if totals.get("committed", 0) > (nums[-1] if nums else 0):
             raise RuntimeError(f"L1 has {totals['committed']} batches committed but this data dir only "
                                f"{len(nums)}: wrong data dir or wrong Rollup contract")
+        self._retry("reorg_check", lambda: self.confirmer._deep_scan(self.l1.head()))
         order = ["sealed", "committed", "proven", "executed"]
         for n in nums:
             rec = self.batches[n]
             changed = False
+            if rec.get("refusal_cleared") and rec["status"] == "committed" and totals.get("committed", 0) < n:
+                rec["status"] = "sealed"  # its commit is not on L1 (the old refusal's reason): send it again
+                rec.setdefault("l1_undone", []).append({"step": "commit", **rec.pop("commit", {})})
+                changed = True
             for step, status, total in (("commit", "committed", "committed"), ("prove", "proven", "proven"),
                                         ("execute", "executed", "executed")):
                 if totals.get(total, 0) < n:
@@ -264,21 +299,37 @@ class Pipeline:
                     rec[step] = self._recover_step(n, step)
                     changed = True
                 if step == "commit":
-                    self._check_l1_roots(rec)
+                    extra = self._check_l1_roots(rec)
+                    changed = changed or bool(extra)
+                    rec.update(extra)
             if changed:
                 self.save(rec)
+        self.prover_reset.clear()  # nothing runs yet: the prover starts from what the records say now
 
-    def _recover_step(self, n: int, step: str) -> dict:
-        """The record of an L1 step that L1 says happened, rebuilt from L1 (retried while L1 is down)."""
-        res = self._retry(f"recover_{step}", lambda: self.l1.step_tx(n, step))
-        if res is None:
-            raise RuntimeError(f"batch {n}: L1 reports step {step!r} done but has no record of it")
-        return recovered_l1_result(res)
+    def _recover_step(self, n: int, step: str, abort: Callable[[], bool] | None = None) -> dict:
+        """The record of an L1 step that L1 says happened, rebuilt from L1 (retried while L1 is down, or
+        while its state and its logs disagree: two reads from either side of a reorg)."""
+        def get() -> Any:
+            res = self.l1.step_tx(n, step)
+            if res is None:
+                raise RuntimeError(f"batch {n}: L1 reports step {step!r} done but has no record of it (yet)")
+            return res
 
-    def _check_l1_roots(self, rec: dict) -> None:
+        return recovered_l1_result(self._retry(f"recover_{step}", get, abort=abort))
+
+    def _check_l1_roots(self, rec: dict, abort: Callable[[], bool] | None = None) -> dict:
         """L1's stored roots for a committed batch must be this node's; data-hash differences are left to
-        the prover, which re-executes what L1 published."""
-        on_l1 = self._retry("batch_read", lambda: self.l1.batch(rec["number"]))
+        the prover, which re-executes what L1 published. Returns fields for the record. A batch L1 (as
+        read now) does not hold is retried, never compared (its zero roots are no divergence)."""
+        from harness.rollup.l1 import BatchNotCommitted
+
+        def read() -> dict:
+            on = self.l1.batch(rec["number"])
+            if not on.get("committed", True):
+                raise BatchNotCommitted(f"batch {rec['number']} is not committed on L1 (as read now)")
+            return on
+
+        on_l1 = self._retry("batch_read", read, abort=abort)
         got = {k: "0x" + bytes(on_l1[k]).hex() for k in ("prev_root", "new_root", "data_hash")}
         if (got["prev_root"], got["new_root"]) != (rec["prev_root"], rec["new_root"]):
             msg = (f"L1 batch {rec['number']} has roots {got['prev_root']} -> {got['new_root']}, this node "
@@ -287,16 +338,19 @@ class Pipeline:
             raise L1Divergence(msg)
         local = rec.get("l1_data_hash", rec["data_hash"])
         if got["data_hash"] != local:
-            rec["l1_data_hash_differs"] = {"l1": got["data_hash"], "local": local}
             self.errors["commit"] = (f"batch {rec['number']}: L1 stores dataHash {got['data_hash']}, the node "
                                      f"sealed {local}; the prover re-executes L1's data")
+            return {"l1_data_hash_differs": {"l1": got["data_hash"], "local": local}}
+        return {}
 
     def start(self) -> None:
-        """Start the prover's engine (before the node reports ready), then the four stage threads."""
+        """Start the prover's engine (before the node reports ready), then the stage threads and the L1
+        confirmer."""
         self.prover_engine = self.prover_engine_factory()
         self._prover_engine_fresh = True
         for name, fn in (("sealer", self._sealer), ("committer", self._committer), ("prover", self._prover),
-                         ("proof", self._proof_maker), ("verifier", self._verifier), ("executor", self._executor)):
+                         ("proof", self._proof_maker), ("verifier", self._verifier), ("executor", self._executor),
+                         ("confirmer", self.confirmer.run)):
             t = threading.Thread(target=self._guard, args=(name, fn), name=f"rollup-{name}", daemon=True)
             t.start()
             self.threads.append(t)
@@ -319,19 +373,25 @@ class Pipeline:
                 self.errors[name] = str(e)
                 log.error("%s halted: %s", name, e)
                 return
+            except StageAbort as e:  # a reorg changed what the stage works on: start it over at once
+                log.info("stage %s starts over: %s", name, e)
             except Exception as e:  # noqa: BLE001 - a stage never dies silently; it records and restarts
                 self.errors[name] = f"{type(e).__name__}: {e}"
                 log.exception("stage %s failed; restarting it in 1 s", name)
                 self.stop_event.wait(1.0)
 
     def _retry(self, what: str, fn: Callable[[], Any], done: Callable[[], bool] | None = None,
-               no_retry: tuple[type[BaseException], ...] = ()) -> Any:
+               no_retry: tuple[type[BaseException], ...] = (), abort: Callable[[], bool] | None = None) -> Any:
         """Call ``fn`` until it succeeds (exponential backoff); ``done()`` short-circuits a retry (and the
-        call then returns None); exceptions of the ``no_retry`` types propagate at once."""
+        call then returns None); exceptions of the ``no_retry`` types propagate at once; ``abort()`` true
+        before a (re)try raises StageAbort (the batch was demoted by a reorg, or a lower one needs sending)."""
         delay = 0.25
         first = True
         while not self.stop_event.is_set():
             try:
+                if abort is not None and abort():
+                    self.errors.pop(what, None)
+                    raise StageAbort(f"{what}: the batch changed under it (L1 reorg)")
                 if not first and done is not None and done():
                     return None
                 first = False
@@ -340,19 +400,14 @@ class Pipeline:
                     raise RuntimeError(f"{what}: L1 tx reverted: {l1_result(res)}")
                 self.errors.pop(what, None)
                 return res
-            except no_retry:
+            except (StageAbort, *no_retry):
                 raise
-            except Exception as e:  # noqa: BLE001 - L1 unreachable, reverted, ...
+            except Exception as e:  # noqa: BLE001 - L1 unreachable, reverted, lagging, reorged ...
                 self.errors[what] = f"{type(e).__name__}: {e}"
                 log.warning("%s failed (%s); retrying in %.2f s", what, e, delay)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.cfg.l1_retry_max_s)
         raise InterruptedError("node stopping")
-
-    def _note_l1(self, stage: str, n: int) -> None:
-        """Keep the cached L1 totals current after our own successful L1 tx (no extra L1 read)."""
-        with self.lock:
-            self.l1_totals[stage] = max(self.l1_totals.get(stage, 0), n)
 
     def _l1_done(self, stage: str, n: int) -> Callable[[], bool]:
         def done() -> bool:
@@ -483,31 +538,35 @@ class Pipeline:
     # -- stage 2: committer ----------------------------------------------------------------------------------
     def _committer(self) -> None:
         while not self.stop_event.is_set():
-            rec = self.lowest("sealed")
+            rec = self._next_to_send("commit")
             if rec is None:
                 self.stop_event.wait(0.05)
                 continue
-            n = rec["number"]
-            blob = self.blob(n)
-            t0 = time.perf_counter()
-            commit = self.l1.commit_batch_blobs if rec.get("data_availability") == "blobs" else self.l1.commit_batch
-            res = self._retry("commit", lambda n=n, rec=rec, blob=blob, commit=commit: commit(
-                self.cfg.l1_key, n, bytes.fromhex(rec["prev_root"][2:]), bytes.fromhex(rec["new_root"][2:]), blob),
-                done=self._l1_done("committed", n))
-            rec["timings"]["commit"] = time.perf_counter() - t0
-            rec["commit"] = l1_result(res) if res is not None else self._recover_step(n, "commit")
-            if res is None:
-                self._check_l1_roots(rec)
-            rec["status"] = "committed"
-            self.save(rec)
-            self._note_l1("committed", n)
+            try:
+                self._commit_one(rec)
+            except StageAbort as e:
+                log.info("committer: %s", e)
+
+    def _commit_one(self, rec: dict) -> None:
+        n = rec["number"]
+        blob = self.blob(n)
+        abort = self._not_next("commit", n)
+        t0 = time.perf_counter()
+        commit = self.l1.commit_batch_blobs if rec.get("data_availability") == "blobs" else self.l1.commit_batch
+        result, rebuilt = self._send_step("commit", "commit", n, lambda: commit(
+            self.cfg.l1_key, n, bytes.fromhex(rec["prev_root"][2:]), bytes.fromhex(rec["new_root"][2:]), blob),
+            abort)
+        took = time.perf_counter() - t0
+        extra = self._check_l1_roots(rec, abort) if rebuilt else {}
+        self._submitted("commit", n, result, {"commit": took}, extra)
 
     # -- stage 3: prover -------------------------------------------------------------------------------------
-    def published(self, n: int) -> Any:
+    def published(self, n: int, abort: Callable[[], bool] | None = None) -> Any:
         """Batch ``n`` as published on L1 (``RollupL1.published_batch``): the data from the commit tx,
         checked against L1's stored dataHash. The local batch file is passed only as the blob fallback
         for an L1 that does not serve blobs (it is then checked against L1's KZG versioned hashes). A
-        mismatch is a refusal; an unreachable L1 is retried."""
+        mismatch is a refusal; an unreachable L1, or one that (as read now) holds no commit of batch ``n``
+        (lagging, or reorged), is retried."""
         from harness.rollup.l1 import PublishedDataError
 
         path = self.blob_dir / f"{n}.bin"
@@ -519,7 +578,7 @@ class Pipeline:
             except PublishedDataError as e:
                 raise ProofRefused(f"batch {n}: data on L1 unusable: {e}") from e
 
-        return self._retry("published_data", fetch, no_retry=(ProofRefused,))
+        return self._retry("published_data", fetch, no_retry=(ProofRefused,), abort=abort)
 
     def _replay_on_prover(self, pub: Any, ptree: SparseMerkleTree) -> None:
         """Re-execute one batch AS PUBLISHED (``pub``: RollupL1.published_batch's PublishedBatch, or any
@@ -554,6 +613,7 @@ class Pipeline:
         batches), so the three overlap."""
         if self.halted:  # a persisted refusal: never prove past it
             raise ProofRefused(self.halted)
+        self.prover_reset.clear()
         ptree = SparseMerkleTree(self.cfg.tree_depth)
         ptree.update(self.genesis)
         if not self._prover_engine_fresh:  # a restart of this stage: the engine's state is unknown
@@ -561,32 +621,46 @@ class Pipeline:
                 self.prover_engine.stop()
             self.prover_engine = self.prover_engine_factory()
         self._prover_engine_fresh = False
-        # catch up: replay (and check) every batch already proven on L1, from L1's data
-        done = 0
+        reset = self.prover_reset.is_set
+        # catch up: replay (and check) every batch already proven on L1 (or whose proof awaits its
+        # confirmations), from L1's data
+        done = self.prover_done = 0
         while not self.stop_event.is_set():
             with self.lock:
                 rec = self.batches.get(done + 1)
-            if rec is None or rec["status"] not in ("proven", "executed"):
+                sent = rec is not None and self.confirmer.is_inflight("prove", rec["number"])
+            if rec is None or not (rec["status"] in ("proven", "executed") or sent):
                 break
-            self._replay_on_prover(self.published(rec["number"]), ptree)
-            done += 1
+            self._replay_on_prover(self.published(rec["number"], reset), ptree)
+            done = self.prover_done = done + 1
         while not self.stop_event.is_set():
+            if reset():
+                raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
             with self.lock:
-                rec = dict(self.batches.get(done + 1) or {})
-            if rec.get("status") != "committed":
+                rec = copy.deepcopy(self.batches.get(done + 1) or {})
+            if rec.get("status") != "committed" or self.confirmer.is_inflight("prove", done + 1):
                 self.stop_event.wait(0.05)
                 continue
             n = rec["number"]
+
+            def abort(n: int = n) -> bool:
+                return reset() or self.batches[n]["status"] != "committed"
+
             t0 = time.perf_counter()
             try:
-                pub = self.published(n)
+                pub = self.published(n, abort)
+                self.prover_done = n  # from here its tree holds batch n (a reorg of n must restart it)
                 self._replay_on_prover(pub, ptree)
             except ProofRefused as e:
-                rec["status"], rec["refusal"] = "refused", str(e)
-                self.save(rec)
+                with self.lock:
+                    cur = copy.deepcopy(self.batches[n])
+                    cur["status"], cur["refusal"] = "refused", str(e)
+                    self.save(cur)
                 raise
             item = {"number": n, "pub": pub, "reexecute": time.perf_counter() - t0}
             while not self.stop_event.is_set():  # backpressure: proving is the slower stage
+                if reset():
+                    raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
                 try:
                     self._to_prove.put(item, timeout=0.1)
                     break
@@ -605,9 +679,10 @@ class Pipeline:
                     continue
                 self._proof_pending = item
             n, pub = item["number"], item["pub"]
-            with self.lock:
-                stale = self.batches.get(n, {}).get("status") != "committed"
-            if not stale:  # (else proven meanwhile: a re-execution restart queues batches again)
+            with self.lock:  # proven meanwhile, or its proof made / awaiting confirmations (a re-execution
+                stale = (self.batches.get(n, {}).get("status") != "committed"  # restart queues batches again)
+                         or n in self._proved or n in self.confirmer.inflight["prove"])
+            if not stale:
                 t0 = time.perf_counter()
                 proof = self.prover.prove(n, pub.prev_root, pub.new_root, pub.data_hash,
                                           chain_id=self.l1.chain_id, rollup_address=self.l1.address)
@@ -617,55 +692,62 @@ class Pipeline:
             self._proof_pending = None
 
     def _verifier(self) -> None:
-        """Verification (stage 3c): each proof to L1 (``proveBatch``), in batch order."""
+        """Verification (stage 3c): each proof to L1 (``proveBatch``), in batch order; the step counts once
+        its receipt has its confirmations (confirm.py)."""
         while not self.stop_event.is_set():
+            rec = self._next_to_send("prove")
             with self.lock:
-                rec = self.lowest("committed")
                 item = self._proved.get(rec["number"]) if rec is not None else None
             if item is None:
                 self.stop_event.wait(0.05)
                 continue
             n, proof, pub = rec["number"], item["proof"], item["pub"]
             t0 = time.perf_counter()
-            res = self._retry("prove_batch", lambda n=n, proof=proof: self.l1.prove_batch(self.cfg.l1_key, n, proof),
-                              done=self._l1_done("proven", n))
-            verify_s = time.perf_counter() - t0
-            step = l1_result(res) if res is not None else self._recover_step(n, "prove")
-            with self.lock:
-                rec = dict(self.batches[n])
-            rec["timings"] = dict(rec["timings"], reexecute=item["reexecute"], prove=item["prove"], verify=verify_s)
-            rec["published_data_source"] = pub.source
-            rec["proof_seconds"] = getattr(proof, "seconds", None)
-            rec["prove"], rec["status"] = step, "proven"
-            self.save(rec)
+            try:
+                result, _ = self._send_step("prove", "prove_batch", n, lambda n=n, proof=proof: self.l1.prove_batch(
+                    self.cfg.l1_key, n, proof), self._not_next("prove", n))
+            except StageAbort as e:
+                log.info("verifier: %s", e)
+                continue
+            timings = {"reexecute": item["reexecute"], "prove": item["prove"], "verify": time.perf_counter() - t0}
             with self.lock:
                 self._proved.pop(n, None)
-            self._note_l1("proven", n)
+            self._submitted("prove", n, result, timings, {"published_data_source": pub.source,
+                                                          "proof_seconds": getattr(proof, "seconds", None)})
 
     # -- stage 4: executor -----------------------------------------------------------------------------------
     def _executor(self) -> None:
         while not self.stop_event.is_set():
-            rec = self.lowest("proven")
+            rec = self._next_to_send("execute")
             if rec is None:
                 self.stop_event.wait(0.05)
                 continue
             n = rec["number"]
             t0 = time.perf_counter()
-            res = self._retry("execute", lambda n=n: self.l1.execute_batch(self.cfg.l1_key, n),
-                              done=self._l1_done("executed", n))
-            rec["timings"]["execute"] = time.perf_counter() - t0
-            rec["execute"] = l1_result(res) if res is not None else self._recover_step(n, "execute")
-            rec["status"] = "executed"
-            self.save(rec)
-            self._note_l1("executed", n)
+            try:
+                result, _ = self._send_step("execute", "execute", n,
+                                            lambda n=n: self.l1.execute_batch(self.cfg.l1_key, n),
+                                            self._not_next("execute", n))
+            except StageAbort as e:
+                log.info("executor: %s", e)
+                continue
+            self._submitted("execute", n, result, {"execute": time.perf_counter() - t0})
 
     # -- block tags ------------------------------------------------------------------------------------------
     def tag_block(self, tag: str) -> int:
         """The L2 block a settlement tag names: ``safe`` = last L2 block of the last batch committed on L1
         (its data is on L1: OP Stack's "safe", ZKsync's ``l1_committed``), ``finalized`` = last L2 block of
-        the last batch executed on L1 (ZKsync's ``finalized``). 0 (genesis, which the Rollup contract
-        holds as its genesis root) before any batch reached that step."""
-        want = {"safe": ("committed", "proven", "executed"), "finalized": ("executed",)}[tag]
+        the last batch executed on L1 in a block at or below L1's own ``finalized`` block (so a reorg L1
+        may still have cannot undo it; an L1 without the tag: ``l1_confirmations`` below its head). 0
+        (genesis, which the Rollup contract holds as its genesis root) before any batch reached that step."""
+        if tag == "finalized":
+            fin = self.confirmer.finalized
+            if fin is None:
+                return 0
+            with self.lock:
+                return max((r["last_block"] for r in self.batches.values() if r["status"] == "executed"
+                            and ((r.get("execute") or {}).get("block_number") or fin + 1) <= fin), default=0)
+        want = {"safe": ("committed", "proven", "executed")}[tag]
         with self.lock:
             return max((r["last_block"] for r in self.batches.values() if r["status"] in want), default=0)
 

@@ -40,6 +40,10 @@ class NodeConfig:
     host: str = "127.0.0.1"
     port: int = 0  # 0: the OS picks
     l1_retry_max_s: float = 30.0  # backoff cap while L1 is unreachable
+    #: L1 blocks that must be built on a commit/prove/execute receipt's block (still canonical, hash re-checked)
+    #: before the step counts as done; 0: done at the receipt (no confirmation wait). Default 2: see __main__'s help.
+    l1_confirmations: int = 2
+    l1_poll_s: float = 0.25  # how often the confirmer reads L1's head (every 4th time: finalized block, reorgs)
     # trace each L2 block's state diff as it is recorded (ZKsync's state keeper has a block's storage logs
     # when it seals the block); False: trace the whole batch at seal time (diff_tracer.py says why not)
     trace_blocks_ahead: bool = True
@@ -58,5 +62,7 @@ class NodeConfig:
                     f"{MAX_BLOBS} blobs carry: batches are whole blocks and can overshoot), got "
                     f"{self.criteria.max_bytes}"
                 )
+        if not isinstance(self.l1_confirmations, int) or self.l1_confirmations < 0:
+            raise ValueError(f"l1_confirmations must be an int >= 0, got {self.l1_confirmations!r}")
         if self.block_time_s < 1:
             raise ValueError("block_time_s must be a whole number >= 1 (anvil interval mining)")

@@ -47,6 +47,10 @@ def l1_fields(rec: dict | None) -> dict:
         out[f"{name}GasUsed"] = step.get("gas_used")
         out[f"{name}BlobGasUsed"] = step.get("blob_gas_used", 0 if step.get("gas_used") is not None else None)
         out[f"{name}Recovered"] = bool(step.get("recovered")) if step else None
+        # node extras: when the step counted done (its receipt --l1-confirmations deep, block re-checked);
+        # ``{past}AtUnix`` stays the receipt time
+        out[f"{name}ConfirmedAtUnix"] = step.get("confirmed_at", at)
+        out[f"{name}Confirmations"] = step.get("confirmations", 0 if step else None)
     out["status"] = "verified" if rec is not None and rec.get("status") == "executed" else "sealed"
     return out
 

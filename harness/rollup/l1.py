@@ -12,6 +12,14 @@ receipt. A receipt with status 0 raises :class:`RollupRevert` carrying the rever
 with ``debug_traceTransaction``, falling back to replaying the call); nothing returns silently with
 status 0. ``L1TxResult.seconds`` is wall time from submission to the receipt being seen (polled every
 50 ms), so it includes waiting for the L1 block.
+
+Reorgs: every result carries the hash of the block that mined it (``block_hash``), so a caller can ask
+later whether that block is still canonical (:meth:`RollupL1.block_hashes`). Nonces are chosen here, not
+by the L1's ``pending`` count alone: a reorg drops mined txs of this key (anvil drops them outright) while
+later ones wait in the pool behind the hole, and ``pending`` then points above the hole. The lowest
+nonce this instance sent whose tx the L1 no longer knows is reused first, so re-sends fill the hole, and
+a receipt wait that sits behind such a hole gives up (:class:`NonceGap`) instead of waiting out the
+timeout. Assumes the key sends only through this instance (the node's operator key).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ from typing import Any
 from eth_account import Account
 from eth_utils import keccak
 from web3 import Web3
-from web3.exceptions import ContractLogicError
+from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound
 from web3.logs import DISCARD
 
 from harness.rollup import solc
@@ -43,10 +51,21 @@ EXECUTE_GAS = 120_000
 PRIORITY_FEE_WEI = 1_000_000_000
 RECEIPT_TIMEOUT_S = 120.0
 RECEIPT_POLL_S = 0.05
+#: a sent tx the L1 does not know (neither mined nor pooled) in this many checks a second apart is taken as
+#: dropped (a reorg); several, so an L1 behind a load balancer that shows a pooled tx late is not misread
+GONE_CHECKS = 3
 
 
 class L1Error(RuntimeError):
     """Talking to L1 failed (no receipt in time, deployment failed, bad arguments)."""
+
+
+class NonceGap(L1Error):
+    """A sent tx waits in the pool behind a nonce whose tx the L1 dropped (a reorg): re-send instead."""
+
+
+class BatchNotCommitted(L1Error):
+    """L1 (as read now) holds no commit for the batch: lagging or reorged L1 state, not a data mismatch."""
 
 
 class RollupRevert(L1Error):
@@ -78,11 +97,17 @@ class L1TxResult:
     events: tuple[dict, ...] = field(default=())
     blob_gas_used: int = 0
     blob_versioned_hashes: tuple[bytes, ...] = field(default=())
+    block_hash: str | None = None  # the mining block's hash: still canonical? see RollupL1.block_hashes
 
 
 #: settlement step -> (its event, the Batch struct field holding the L1 block it happened in)
 STEP_EVENTS = {"commit": ("BlockCommit", "committed_block"), "prove": ("BlockProven", "proven_block"),
                "execute": ("BlockExecuted", "executed_block")}
+
+
+#: write function -> the event its successful call emits
+_STEP_EVENT_OF = {"commitBatch": "BlockCommit", "commitBatchBlobs": "BlockCommit", "proveBatch": "BlockProven",
+                  "executeBatch": "BlockExecuted"}
 
 
 class PublishedDataError(L1Error):
@@ -176,6 +201,7 @@ class RollupL1:
         self.verifier_address = verifier_address
         self.chain_id: int = w3.eth.chain_id
         self._lock = threading.Lock()
+        self._sent: dict[tuple[str, int], str] = {}  # (sender, nonce) -> tx hash, for nonces not yet mined deep
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
@@ -305,10 +331,11 @@ class RollupL1:
         acct = Account.from_key(key)
         with self._lock:
             base_fee = self.w3.eth.get_block("latest").get("baseFeePerGas", 0)
+            nonce = self._next_nonce(acct.address)
             tx = call.build_transaction(
                 {
                     "from": acct.address,
-                    "nonce": self.w3.eth.get_transaction_count(acct.address, "pending"),
+                    "nonce": nonce,
                     "gas": int(gas),
                     "maxFeePerGas": 2 * base_fee + PRIORITY_FEE_WEI,
                     "maxPriorityFeePerGas": PRIORITY_FEE_WEI,
@@ -321,19 +348,21 @@ class RollupL1:
             signed = acct.sign_transaction(tx, blobs=blobs) if blobs else acct.sign_transaction(tx)
             t0 = time.perf_counter()
             tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
-        try:
-            rcpt = self.w3.eth.wait_for_transaction_receipt(
-                tx_hash, timeout=RECEIPT_TIMEOUT_S, poll_latency=RECEIPT_POLL_S
-            )
-        except Exception as exc:  # noqa: BLE001 - web3's TimeExhausted and transport errors alike
-            raise L1Error(
-                f"{function}: no receipt for {tx_hash.to_0x_hex()} within {RECEIPT_TIMEOUT_S} s"
-            ) from exc
+            self._sent[(acct.address, nonce)] = tx_hash.to_0x_hex()
+        rcpt = self._wait_receipt(function, acct.address, nonce, tx_hash)
         seconds = time.perf_counter() - t0
         h = tx_hash.to_0x_hex()
         if rcpt["status"] != 1:
             raise RollupRevert(function, self._revert_reason(h, tx, rcpt), h, rcpt["gasUsed"])
-        block = self.w3.eth.get_block(rcpt["blockNumber"])
+        events = self._events(rcpt)
+        want = _STEP_EVENT_OF.get(function)
+        if want and not any(e["event"] == want for e in events):  # status 1 from a call to an address without
+            raise L1Error(f"{function}: tx {h} succeeded without a {want} event: no Rollup contract at "  # code
+                          f"{self.address} on this L1 (now)?")
+        try:  # by hash: the block that holds THIS receipt (a reorg since may have replaced that height)
+            block = self.w3.eth.get_block(rcpt["blockHash"])
+        except BlockNotFound as exc:
+            raise L1Error(f"{function}: the block of {h}'s receipt is gone (reorged)") from exc
         return L1TxResult(
             tx_hash=h,
             block_number=rcpt["blockNumber"],
@@ -343,14 +372,73 @@ class RollupL1:
             seconds=seconds,
             gas_limit=int(gas),
             calldata_bytes=len(bytes.fromhex(tx["data"].removeprefix("0x"))),
-            events=self._events(rcpt),
+            events=events,
             blob_gas_used=int(rcpt.get("blobGasUsed", 0) or 0),
             blob_versioned_hashes=tuple(
                 bytes(h) for h in (self.w3.eth.get_transaction(tx_hash).get("blobVersionedHashes") or [])
             )
             if blobs
             else (),
+            block_hash=rcpt["blockHash"].to_0x_hex(),
         )
+
+    def _tx_known(self, tx_hash: str) -> bool:
+        """Whether the L1 knows the tx (mined or in its pool)."""
+        try:
+            return self.w3.eth.get_transaction(tx_hash) is not None
+        except TransactionNotFound:
+            return False
+
+    def _next_nonce(self, sender: str) -> int:
+        """The nonce for the next tx of ``sender`` (under self._lock): the lowest nonce at or above the mined
+        count whose tx this instance sent and the L1 no longer knows (dropped by a reorg), else ``pending``."""
+        latest = self.w3.eth.get_transaction_count(sender, "latest")
+        pending = self.w3.eth.get_transaction_count(sender, "pending")
+        mine = sorted(n for (s, n) in self._sent if s == sender)
+        for n in mine:
+            if n < latest - 64:  # long mined: forget it
+                del self._sent[(sender, n)]
+        for n in mine:
+            if latest <= n < pending and not self._tx_known(self._sent[(sender, n)]):
+                return n
+        return max(latest, pending)
+
+    def _wait_receipt(self, function: str, sender: str, nonce: int, tx_hash: Any) -> Any:
+        """Poll for the receipt (every RECEIPT_POLL_S); about once a second check that the tx is not stuck
+        behind a lower nonce of ours whose tx a reorg dropped (raises NonceGap), or itself dropped."""
+        h = tx_hash.to_0x_hex()
+        deadline = time.monotonic() + RECEIPT_TIMEOUT_S
+        next_check = time.monotonic() + 1.0
+        unknown: dict[str, int] = {}  # tx hash -> consecutive checks the L1 did not know it (3 in a row: gone)
+
+        def gone(t: str) -> bool:
+            unknown[t] = 0 if self._tx_known(t) else unknown.get(t, 0) + 1
+            return unknown[t] >= GONE_CHECKS
+
+        while True:
+            try:
+                rcpt = self.w3.eth.get_transaction_receipt(tx_hash)
+                if rcpt is not None:
+                    return rcpt
+            except TransactionNotFound:
+                pass
+            except Exception as exc:  # noqa: BLE001 - transport errors
+                raise L1Error(f"{function}: receipt poll for {h} failed: {exc}") from exc
+            now = time.monotonic()
+            if now > deadline:
+                raise L1Error(f"{function}: no receipt for {h} within {RECEIPT_TIMEOUT_S} s")
+            if now >= next_check:
+                next_check = now + 1.0
+                if gone(h):
+                    raise NonceGap(f"{function}: tx {h} (nonce {nonce}) is gone from the L1 (dropped by a reorg)")
+                latest = self.w3.eth.get_transaction_count(sender, "latest")
+                with self._lock:
+                    below = [(n, t) for (s, n), t in self._sent.items() if s == sender and latest <= n < nonce]
+                for n, t in below:
+                    if gone(t):
+                        raise NonceGap(f"{function}: tx {h} (nonce {nonce}) waits behind nonce {n}, whose tx "
+                                       f"{t} the L1 dropped (a reorg); re-send")
+            time.sleep(RECEIPT_POLL_S)
 
     def _blob_base_fee(self) -> int:
         try:
@@ -423,6 +511,42 @@ class RollupL1:
         out["executed"] = out["executed_block"] != 0
         return out
 
+    def head(self) -> int:
+        """The L1's latest block number."""
+        return int(self.w3.eth.block_number)
+
+    def finalized_block(self) -> int | None:
+        """The number of the L1's ``finalized`` block (anvil: latest - 2 x slots-in-an-epoch, 32 by default);
+        None when the L1 does not serve the ``finalized`` tag."""
+        try:
+            blk = self.w3.eth.get_block("finalized")
+        except (BlockNotFound, ValueError):
+            return None
+        except Exception as exc:  # noqa: BLE001 - an L1 that rejects the tag answers with an RPC error
+            if "finalized" in str(exc).lower() or "unknown block" in str(exc).lower():
+                return None
+            raise
+        return int(blk["number"]) if blk is not None else None
+
+    def block_hashes(self, numbers: list[int]) -> dict[int, str | None]:
+        """The canonical hash of each L1 block number now (None: the L1 has no block there yet, e.g. a lagging
+        read). One JSON-RPC batch request."""
+        nums = sorted(set(int(n) for n in numbers))
+        if not nums:
+            return {}
+        reqs = [("eth_getBlockByNumber", [hex(n), False]) for n in nums]
+        replies = self.w3.provider.make_batch_request(reqs)
+        if isinstance(replies, dict):  # the whole batch failed
+            raise L1Error(f"block hash batch failed: {replies.get('error')}")
+        out: dict[int, str | None] = {}
+        for n, rep in zip(nums, replies, strict=True):
+            if rep.get("error"):
+                raise L1Error(f"eth_getBlockByNumber({n}): {rep['error']}")
+            blk = rep.get("result")
+            h = blk.get("hash") if blk else None
+            out[n] = (h if isinstance(h, str) else Web3.to_hex(h)) if h is not None else None
+        return out
+
     def step_tx(self, n: int, step: str) -> L1TxResult | None:
         """Rebuild the L1 transaction of one settlement step of batch ``n`` from L1 alone (after a crash):
         the contract's stored block number for the step, the step's event (``BlockCommit`` /
@@ -441,6 +565,8 @@ class RollupL1:
             raise L1Error(f"batch {n}: expected one {event_name} event in L1 block {block}, found {len(logs)}")
         tx_hash = logs[0]["transactionHash"]
         rcpt = self.w3.eth.get_transaction_receipt(tx_hash)
+        if int(rcpt["blockNumber"]) != block:  # state and receipts read from different L1 views (a reorg)
+            raise L1Error(f"batch {n}: {event_name} receipt is in block {rcpt['blockNumber']}, L1 state says {block}")
         tx = self.w3.eth.get_transaction(tx_hash)
         ts = int(self.w3.eth.get_block(block)["timestamp"])
         return L1TxResult(
@@ -455,6 +581,7 @@ class RollupL1:
             events=self._events(rcpt),
             blob_gas_used=int(rcpt.get("blobGasUsed", 0) or 0),
             blob_versioned_hashes=tuple(bytes(h) for h in (tx.get("blobVersionedHashes") or [])),
+            block_hash=rcpt["blockHash"].to_0x_hex(),
         )
 
     def published_batch(self, n: int, local_data: bytes | None = None) -> PublishedBatch:
@@ -467,10 +594,11 @@ class RollupL1:
         if the L1 does not serve blobs (a real execution client keeps them on the consensus layer),
         ``local_data`` is re-encoded into blobs instead. Either way the blobs' KZG versioned hashes are
         recomputed here and must equal the transaction's ``blobVersionedHashes``, whose keccak must equal
-        the stored ``dataHash``. Raises :class:`PublishedDataError` on any mismatch."""
+        the stored ``dataHash``. Raises :class:`PublishedDataError` on any mismatch; :class:`BatchNotCommitted`
+        (a state question, not a mismatch: retry) when L1 as read now holds no commit of batch ``n``."""
         stored = self.batch(n)
         if not stored["committed"]:
-            raise PublishedDataError(f"batch {n} is not committed on L1")
+            raise BatchNotCommitted(f"batch {n} is not committed on L1 (as read now)")
         commit = self.step_tx(n, "commit")
         assert commit is not None
         tx = self.w3.eth.get_transaction(commit.tx_hash)

@@ -15,7 +15,8 @@ Start-up (and restart after kill -9 with the same data dir):
 
 Block tags: ``safe`` and ``finalized`` are answered from L1 settlement, not by the L2 engine:
 ``safe`` = the last L2 block of the last batch committed on L1, ``finalized`` = the last L2 block of the
-last batch executed on L1 (see ``Pipeline.tag_block``), for every method that takes a block tag.
+last batch executed on L1 in a block L1 itself reports finalized (see ``Pipeline.tag_block``), for every
+method that takes a block tag. L1 steps count once ``l1_confirmations`` blocks deep (confirm.py).
 
 Trust model (what this node is): a measurement target, not a production rollup.
 The Groth16 proof binds (L1 chain id, Rollup contract address, batch number, prev root, new root,
@@ -436,6 +437,7 @@ class Node:
             "dataAvailabilityReason": self.cfg.data_availability_reason,
             "compression": self.cfg.compression,
             "blockTags": {"safe": p.tag_block("safe"), "finalized": p.tag_block("finalized")},
+            "l1Settlement": p.confirmer.status(),
             "uptime_s": time.time() - self.started_at, "dataDir": str(self.cfg.data_dir),
             "genesisRoot": self.db.get_meta("genesis_root"),
             # no engine URL is published: the engines take any tx and cheat method from whoever reaches them,

@@ -1,0 +1,79 @@
+"""Unit tests of the pipeline's settlement bookkeeping that need no engine and no L1: when a step counts
+(0 confirmations: at the receipt; more: only through the confirmer), what the ``finalized`` tag covers,
+and what happens to a refusal an older node persisted for an L1 state read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.rollup.batcher import Pipeline
+from harness.rollup.config import NodeConfig
+from harness.rollup.merkle import SparseMerkleTree
+from harness.rollup.store import NodeDb
+
+
+def _rec(n: int, status: str, **extra) -> dict:
+    return {"number": n, "status": status, "first_block": 3 * n - 2, "last_block": 3 * n, "timings": {},
+            "prev_root": "0x" + "00" * 32, "new_root": "0x" + "00" * 32, "data_hash": "0x" + "00" * 32, **extra}
+
+
+def _step(block: int) -> dict:
+    return {"tx_hash": "0x" + f"{block:064x}", "block_number": block, "block_hash": "0x" + f"{block + 1:064x}",
+            "at": 1.0, "gas_used": 1}
+
+
+@pytest.fixture
+def make(tmp_path: Path):
+    dbs: list[NodeDb] = []
+
+    def make(confirmations: int, recs: list[dict]) -> Pipeline:
+        db = NodeDb(tmp_path / f"node{len(dbs)}.sqlite")
+        dbs.append(db)
+        for r in recs:
+            db.put_batch(r)
+        cfg = NodeConfig(data_dir=tmp_path / f"d{len(dbs)}", l1_confirmations=confirmations)
+        return Pipeline(cfg, db, {}, None, SparseMerkleTree(8), lambda: None, {}, l1=None, prover=None)
+
+    try:
+        yield make
+    finally:
+        for db in dbs:
+            db.close()
+
+
+def test_zero_confirmations_count_at_the_receipt(make) -> None:
+    p = make(0, [_rec(1, "sealed")])
+    p._submitted("commit", 1, _step(10), {"commit": 0.5})
+    assert p.batches[1]["status"] == "committed" and p.batches[1]["commit"]["block_number"] == 10
+    assert p.confirmer.inflight["commit"] == {} and p.l1_totals["committed"] == 1
+
+
+def test_with_confirmations_a_receipt_waits_for_the_confirmer(make) -> None:
+    p = make(2, [_rec(1, "sealed"), _rec(2, "sealed")])
+    p._submitted("commit", 1, _step(10), {"commit": 0.5})
+    assert p.batches[1]["status"] == "sealed" and 1 in p.confirmer.inflight["commit"]
+    assert p._next_to_send("commit")["number"] == 2  # the committer goes on with the next batch meanwhile
+    q = p.confirmer.inflight["commit"].pop(1)
+    assert p._advance("commit", 1, q.result, q.timings, q.extra) and p.batches[1]["status"] == "committed"
+    # a step whose batch moved under it (a reorg demoted it) is not recorded
+    assert not p._advance("commit", 1, q.result, q.timings, q.extra)
+
+
+def test_finalized_tag_covers_only_batches_executed_at_or_below_l1_finalized(make) -> None:
+    p = make(2, [_rec(1, "executed", execute=_step(20)), _rec(2, "executed", execute=_step(25)),
+                 _rec(3, "proven")])
+    assert p.tag_block("finalized") == 0  # L1's finalized block not read yet
+    p.confirmer.finalized = 22
+    assert p.tag_block("finalized") == 3 and p.tag_block("safe") == 9
+    p.confirmer.finalized = 25
+    assert p.tag_block("finalized") == 6
+
+
+def test_a_persisted_refusal_for_not_committed_on_l1_is_cleared_a_real_one_stays(make) -> None:
+    p = make(2, [_rec(1, "refused", refusal="batch 1: data on L1 unusable: batch 1 is not committed on L1")])
+    assert p.halted is None and p.batches[1]["status"] == "committed"
+    assert "not committed" in p.batches[1]["refusal_cleared"]["refusal"]
+    q = make(2, [_rec(1, "refused", refusal="batch 1: re-executed root 0x12 != L1 newRoot 0x34")])
+    assert q.halted and "refused (persisted)" in q.halted and q.batches[1]["status"] == "refused"
