@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             l1_url, l1_key = embedded_l1.url, l1_key or EMBEDDED_L1_KEY
         from harness.rollup.da_choice import choose_data_availability
 
-        da, da_reason = choose_data_availability(a.da, l1_url)
+        da, da_reason = choose_data_availability(a.da, l1_url, a.max_bytes)
         logging.getLogger("rollup").info("data availability: %s (%s)", da, da_reason)
         cfg = NodeConfig(
             data_dir=a.data_dir, l1_url=l1_url, l1_key=l1_key, rollup_address=a.rollup_address,

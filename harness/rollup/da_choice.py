@@ -29,10 +29,17 @@ def l1_supports_blobs(l1_url: str, timeout_s: float = 10.0) -> tuple[bool, str]:
     return True, f"the L1 supports EIP-4844 blobs (a Cancun header, blob base fee {fee} wei)"
 
 
-def choose_data_availability(requested: str, l1_url: str) -> tuple[str, str]:
+def choose_data_availability(requested: str, l1_url: str, max_bytes: int | None = None) -> tuple[str, str]:
     """The data availability to run with and why: ``requested`` as given unless it is ``auto``, which picks
-    ``blobs`` where the L1 supports them and ``calldata`` otherwise."""
+    ``blobs`` where the L1 supports them and the sealing criteria fit them (``max_bytes`` at most half of
+    what MAX_BLOBS blobs carry, as NodeConfig requires for blobs), ``calldata`` otherwise."""
     if requested != "auto":
         return requested, f"--da {requested} given"
+    from harness.rollup.l1 import BLOB_PAYLOAD_BYTES, MAX_BLOBS
+
+    limit = (MAX_BLOBS * BLOB_PAYLOAD_BYTES - 4) // 2
+    if max_bytes is not None and max_bytes > limit:
+        return "calldata", (f"--da auto: --max-bytes {max_bytes} is more than blobs can carry for a batch "
+                            f"(<= {limit}: half of what {MAX_BLOBS} blobs hold)")
     ok, why = l1_supports_blobs(l1_url)
     return ("blobs" if ok else "calldata"), f"--da auto: {why}"

@@ -18,3 +18,10 @@ def test_auto_picks_blobs_only_where_the_l1_supports_them(tmp_path, hardfork, ex
         assert da == expect, why
         assert why.startswith("--da auto: ")
         assert choose_data_availability("calldata", l1.url) == ("calldata", "--da calldata given")
+
+
+def test_auto_keeps_calldata_when_batches_may_outgrow_blobs(tmp_path) -> None:
+    with Anvil(log_dir=tmp_path) as l1:
+        da, why = choose_data_availability("auto", l1.url, max_bytes=10_000_000)
+        assert da == "calldata" and "--max-bytes 10000000" in why
+        assert choose_data_availability("auto", l1.url, max_bytes=120_000)[0] == "blobs"
