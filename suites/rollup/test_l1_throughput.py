@@ -170,6 +170,10 @@ def test_b9_transfer_tps_overstates_swap_tps_on_a_gas_bound_chain(
     assert ratio > 1, f"transfer TPS {t['tps_sustained']:.1f} <= swap TPS {s['tps_sustained']:.1f}"
 
 
+#: interleaved measurements per workload on the execution-bound chain (the median is compared)
+EXECUTION_ROUNDS = 3
+
+
 @pytest.mark.claim(spec.B9)
 def test_b9_transfer_tps_overstates_swap_tps_on_an_execution_bound_chain(
     profile, l1_execution_ceiling, claim_report
@@ -177,15 +181,23 @@ def test_b9_transfer_tps_overstates_swap_tps_on_an_execution_bound_chain(
     """l2-like (1 G gas blocks): the block is not the limit, execution is. Our generator (~2,000 txs/s
     from Python on 2 cores) cannot saturate anvil, so generator-observed TPS would measure the generator;
     the chain's own rate is measured instead: N pre-signed txs ingested with mining off, then one
-    ``evm_mine`` (execution txs/s), for each workload."""
+    ``evm_mine`` (execution txs/s), for each workload. One mine takes 0.1-0.5 s, so a single pair is at
+    the mercy of whatever else the cores do at that instant (a fresh-clone run on a loaded machine once
+    measured transfers slower than swaps): the two workloads are measured ``ROUNDS`` times, interleaved,
+    and the medians compared; every round is reported."""
     n = 4000 if profile == "paper" else 2000
-    swap = l1_execution_ceiling("l2-like", "swap", n)
-    xfer = l1_execution_ceiling("l2-like", "transfer", n)
+    rounds = [(l1_execution_ceiling("l2-like", "swap", n, round=k), l1_execution_ceiling("l2-like", "transfer", n, round=k))
+              for k in range(EXECUTION_ROUNDS)]
+    by_tps = sorted(range(len(rounds)), key=lambda k: rounds[k][0]["execute_tps"])
+    swap = rounds[by_tps[len(by_tps) // 2]][0]
+    xfer = sorted((r[1] for r in rounds), key=lambda r: r["execute_tps"])[len(rounds) // 2]
     ratio = xfer["execute_tps"] / swap["execute_tps"]
     claim_report(
         {
             "chain_profile": swap["chain_profile"],
-            "txs": n,
+            "txs": n, "rounds": len(rounds),
+            "swap_execute_tps_rounds": [r[0]["execute_tps"] for r in rounds],
+            "transfer_execute_tps_rounds": [r[1]["execute_tps"] for r in rounds],
             "swap_execute_tps": swap["execute_tps"],
             "transfer_execute_tps": xfer["execute_tps"],
             "transfer_over_swap_execute_tps": ratio,
@@ -198,8 +210,8 @@ def test_b9_transfer_tps_overstates_swap_tps_on_an_execution_bound_chain(
             "transfer_ingest_tps": xfer["ingest_tps"],
         },
         reproduced=ratio > 1,
-        detail="anvil's execution rate (one evm_mine over N pooled txs) per workload, in txs/s and gas/s; "
-        "ingestion rate for context",
+        detail="anvil's execution rate (one evm_mine over N pooled txs) per workload, in txs/s and gas/s, the "
+        "median of interleaved rounds; ingestion rate for context",
     )
     assert ratio > 1, (
         f"transfer execution {xfer['execute_tps']:.0f}/s <= swap execution {swap['execute_tps']:.0f}/s"
