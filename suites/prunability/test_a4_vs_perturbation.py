@@ -30,6 +30,8 @@ statistics of the other definitions and random pruning are reported beside.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 import harness.report.plots  # noqa: F401  (Agg backend before pyplot)
@@ -121,6 +123,13 @@ def test_a4_prunability_beats_random_perturbation(definition, gap, catalogue_tab
     measured["cmi_pgdl_exact"] = t1[("prunability", gap)]["cmi_pgdl_exact"]
     measured.update(n_included=len(inc), n_excluded_unconverged=len(excluded))
     judgement = judge_ahead({m: t1[(m, gap)] for m in ROWS}, "prunability", list(rivals), STATS, len(inc))
+    for rival in rivals:  # the ranking must be resolved, not a point-estimate coin flip (spec._A4_TOL)
+        lo, hi = measured[f"delta_tau_prunability_minus_{rival}_ci95"]
+        judgement.require(
+            f"delta tau CI vs {rival} excludes 0",
+            math.isfinite(lo) and lo > 0,
+            f"delta tau (prunability - {rival}) CI95 [{lo:.3f}, {hi:.3f}] does not exclude 0",
+        )
     measured["prunability_ahead"] = {k: v for k, v in judgement.checks.items() if k != "n>=3"}
     claim_report(
         measured=measured,
@@ -128,7 +137,8 @@ def test_a4_prunability_beats_random_perturbation(definition, gap, catalogue_tab
         detail=(
             f"paper (tau, adj. R^2, CMI): prunability {PAPER_T1['prunability']} vs random perturbation "
             f"{PAPER_T1['random perturbation']}; verdict: prunability ahead of every {definition} variant on "
-            f"all three vs the {gap.replace('_', ' ')} (adj. R^2 on the raw scale). "
+            f"all three vs the {gap.replace('_', ' ')} (adj. R^2 on the raw scale) and the paired delta-tau CI "
+            f"excluding 0 against each. "
             f"CMI: {t1[('prunability', gap)]['cmi_note']}"
         ),
     )
