@@ -31,6 +31,7 @@ class NewHeadsSubscription:
         self.sub_id = sub_id
         self.heads: queue.Queue[tuple[float, dict[str, Any] | None, str | None]] = queue.Queue()
         self.closing = False
+        self._closed = threading.Event()
         self._ws = ws
         self._reader = threading.Thread(target=self._read, name="newheads-reader", daemon=True)
         self._reader.start()
@@ -91,8 +92,23 @@ class NewHeadsSubscription:
         except Exception:  # noqa: BLE001 - a dropped connection shows up in the reader's queue
             return None
 
+    def start_pinger(self, interval_s: float, timeout_s: float, rtts: list[float]) -> None:
+        """Measure :meth:`ping_rtt` every ``interval_s`` on a thread of its own, appending each round trip
+        to ``rtts``: a pong that is slow to come (a loaded server) must not stall the observer's
+        heartbeat, whose interval is the resolution of the blocks it reports first."""
+
+        def loop() -> None:
+            while not self._closed.is_set():
+                rtt = self.ping_rtt(timeout_s)
+                if rtt is not None:
+                    rtts.append(rtt)
+                self._closed.wait(interval_s)
+
+        threading.Thread(target=loop, name="newheads-pinger", daemon=True).start()
+
     def close(self) -> None:
         self.closing = True
+        self._closed.set()
         try:
             self._ws.close()
         except Exception:  # noqa: BLE001 - already gone

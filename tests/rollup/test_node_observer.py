@@ -20,9 +20,13 @@ from harness.chain.uniswap import deploy_uniswap, fund_and_approve
 from harness.rollup.service import NodeProcess
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow, pytest.mark.xdist_group("load")]  # load runs: run alone
-#: 180 swaps, one request each, released at 40 TPS: a run of ~4.5 s, several 1 s L2 blocks
+#: 180 swaps, one request each, released at 40 TPS: a run of ~4.5 s, several 1 s L2 blocks. These tests are
+#: about how blocks are observed (mode, fallback, gaps), not about the timing resolution a CPU-starved
+#: machine allows: one poll delayed 1.25 s by the scheduler (CI, the other xdist worker training models)
+#: failed a run here. So the per-block bound is off and the tests assert the median resolution instead.
 CFG = LoadConfig(workload="swap", instances=2, accounts_per_instance=3, txs_per_account=30, send_mode="single",
-                 loop="open", target_tps=40.0, start_delay_s=0.5)
+                 loop="open", target_tps=40.0, start_delay_s=0.5, max_inclusion_uncertainty_s=None)
+MEDIAN_RESOLUTION_BOUND_S = 1.0
 MIN_RUN_BLOCKS = 3
 
 
@@ -62,6 +66,7 @@ def test_observer_sees_every_block_of_a_run_via_newheads(node_env) -> None:
     run_blocks = _run_blocks(res)
     print(f"\nnode newHeads observation: {o}")
     assert o["mode"] == "newHeads" and o["fallback_reason"] is None, o
+    assert o["resolution_s"] < MEDIAN_RESOLUTION_BOUND_S, o
     # every block of the run was pushed; one whose push came > 1 s after eth_blockNumber reported it is
     # timed by that report and counted as a late push (a loaded node's tracker lags), never as lost
     assert o["gaps_never_pushed"] == [], o
@@ -81,7 +86,7 @@ def test_observer_without_websocket_polls_and_records_why(node_env) -> None:
     o = res.metrics["observation"]
     assert o["mode"] == "poll" and o["fallback_reason"].startswith(f"no WebSocket at {closed}"), o
     assert o["blocks_by"] == {"poll": len(_run_blocks(res))}, o
-    assert o["resolution_s"] >= CFG.poll_s, o
+    assert CFG.poll_s <= o["resolution_s"] < MEDIAN_RESOLUTION_BOUND_S, o
     assert res.metrics["accounting"]["missing"] == 0
 
 
