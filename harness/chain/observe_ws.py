@@ -30,7 +30,6 @@ class NewHeadsSubscription:
         self.ws_url = ws_url
         self.sub_id = sub_id
         self.heads: queue.Queue[tuple[float, dict[str, Any] | None, str | None]] = queue.Queue()
-        self.closing = False
         self._closed = threading.Event()
         self._ws = ws
         self._reader = threading.Thread(target=self._read, name="newheads-reader", daemon=True)
@@ -106,8 +105,12 @@ class NewHeadsSubscription:
 
         threading.Thread(target=loop, name="newheads-pinger", daemon=True).start()
 
+    @property
+    def closing(self) -> bool:
+        """:meth:`close` was called (a drop queued after it is the close, not a lost connection)."""
+        return self._closed.is_set()
+
     def close(self) -> None:
-        self.closing = True
         self._closed.set()
         try:
             self._ws.close()
