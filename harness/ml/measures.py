@@ -268,7 +268,9 @@ def measure_family(
     Rows are cached in ``<zoo cache>/measures-v<MEASURE_VERSION>/<config key>.json`` under per-key file
     locks. Concurrent processes pass their ``worker_index``/``worker_count``: each starts at a different
     offset, takes the keys nobody holds, and waits for the others' keys at the end, so N processes
-    train and measure disjoint models in parallel and every model exactly once.
+    train and measure disjoint models in parallel and every model exactly once. Each row carries
+    ``key`` (the zoo entry's key) and ``config_key`` (``ModelConfig.key``; the two differ for the
+    ensemble trainer).
     """
     if alpha != 0.10:
         namespace = f"measures-v{MEASURE_VERSION}-alpha{alpha:g}"
@@ -316,4 +318,5 @@ def measure_family(
         finished(i, hit)
     if progress is not None:
         progress(f"[{zoo.worker}] measured {n}/{n} rows of the family ({hits} from the cache)")
-    return [rows[i] for i in range(n)]
+    # the config's key beside the entry key (they differ for the ensemble trainer): grids match on it
+    return [{**rows[i], "config_key": cfgs[i].key()} for i in range(n)]

@@ -397,7 +397,16 @@ def correlation_row(
 
 
 GridSpec = tuple[Sequence[str], Collection[str]]
-"""One complete grid of a family: (its axes, the ``key`` of every model the grid defines)."""
+"""One complete grid of a family: (its axes, the config key of every model the grid defines)."""
+
+
+def row_config_key(row: Mapping[str, Any]) -> str:
+    """The model config's key of a row (``ModelConfig.key``): ``config_key`` where the row has one.
+
+    A row's ``key`` is the key its model is stored under, which is the config key for the per-model
+    trainer and carries the trainer's name and version for the ensemble trainer; grids list config keys.
+    """
+    return str(row.get("config_key") or row["key"])
 
 
 def cmi_over_grids(
@@ -405,7 +414,7 @@ def cmi_over_grids(
 ) -> dict[str, Any]:
     """PGDL CMI of ``measure`` vs ``gap``, computed on each grid separately and averaged over the grids.
 
-    ``rows`` carry a ``key`` column; a grid's rows are those whose key is one of
+    A grid's rows are those whose config key (:func:`row_config_key`) is one of
     the grid's keys. A grid whose every model is present is scored exactly as
     PGDL does (``strict=True``: validated complete and unique). A grid with
     models missing (e.g. unconverged models excluded) is scored in non-strict
@@ -419,7 +428,7 @@ def cmi_over_grids(
     """
     scores, per_grid, empty, missing = [], [], 0, 0
     for axes, keys in grids:
-        sub = [r for r in rows if r["key"] in keys]
+        sub = [r for r in rows if row_config_key(r) in keys]
         n_missing = len(keys) - len(sub)
         missing += n_missing
         if len(sub) < 2 or len(axes) < 2:
@@ -478,7 +487,7 @@ def tau_per_grid(
 ) -> list[dict[str, Any]]:
     """Kendall tau (95% bootstrap CI) of ``measure`` vs ``gap`` inside each labelled grid, then pooled.
 
-    ``grids``: (label, model keys); ``rows`` carry ``key``. One row per grid (``family``, ``n`` present,
+    ``grids``: (label, config keys); rows matched by :func:`row_config_key`. One row per grid (``family``, ``n`` present,
     ``models_in_grid``, ``tau``, ``ci95_low``, ``ci95_high``) and a last row for all ``rows`` together.
     """
 
@@ -493,6 +502,6 @@ def tau_per_grid(
             "ci95_high": st["tau_ci_hi"],
         }
 
-    out = [row(label, [r for r in rows if r["key"] in keys], len(keys)) for label, keys in grids]
+    out = [row(label, [r for r in rows if row_config_key(r) in keys], len(keys)) for label, keys in grids]
     out.append(row("pooled (all grids)", rows, sum(len(k) for _, k in grids)))
     return out

@@ -19,7 +19,7 @@ import pytest
 
 from harness.ml.profiles import zoo_grids
 from harness.ml.registry import names
-from harness.ml.stats import granulated_kendall, missing_settings
+from harness.ml.stats import granulated_kendall, missing_settings, row_config_key
 from harness.ml.verdicts import judge_positive
 from harness.report.attach import attach_figure, attach_table
 from harness.report.plots import grouped_bars
@@ -68,8 +68,8 @@ def test_a6_granulated_kendall(judged_gap, catalogue_table, profile, claim_repor
     for gi, grid in enumerate(zoo_grids(profile)):
         keys = {c.key() for c in grid.configs()}
         axes = list(grid.axes)
-        rows = [r for r in catalogue_table if r["key"] in keys and r["converged"]]
-        all_rows = [r for r in catalogue_table if r["key"] in keys]
+        rows = [r for r in catalogue_table if row_config_key(r) in keys and r["converged"]]
+        all_rows = [r for r in catalogue_table if row_config_key(r) in keys]
         miss = missing_settings(all_rows, axes) if all_rows else []
         dropped = [tuple(r[a] for a in axes) for r in all_rows if not r["converged"]]
         for s in miss + dropped:

@@ -100,3 +100,26 @@ def test_measure_family_trains_and_measures_each_model_once(tmp_path):
     again = measure_family(ModelZoo(tmp_path), cfgs)
     assert again == rows
     assert log_summary(zoo.read_log())["trained"] == 3
+
+
+def test_ensemble_rows_match_their_grid_by_config_key(tmp_path):
+    """Ensemble-trained rows are stored under trainer-versioned keys; per-grid statistics (CMI, psi, the
+    per-family tau) select a grid's rows by the config's key, so they find every model either way."""
+    from harness.ml.measures import measure_family
+    from harness.ml.stats import cmi_over_grids, row_config_key, tau_per_grid
+    from harness.ml.zoo import ModelConfig, ModelZoo
+
+    cfgs = [
+        ModelConfig(
+            dataset="digits", width=w, depth=1, lr=lr, batch_size=128, max_epochs=2, target_train_loss=0.5
+        )
+        for w in (4, 8)
+        for lr in (0.05, 0.1)
+    ]
+    grids = [(["width", "lr"], frozenset(c.key() for c in cfgs))]
+    for trainer in ("per-model", "ensemble"):
+        rows = measure_family(ModelZoo(tmp_path, trainer=trainer), cfgs)
+        assert [row_config_key(r) for r in rows] == [c.key() for c in cfgs]
+        assert all((r["key"] == r["config_key"]) == (trainer == "per-model") for r in rows)
+        assert cmi_over_grids(rows, grids, "prunability", "loss_gap")["cmi_missing_models"] == 0
+        assert tau_per_grid(rows, [("grid", grids[0][1])], "prunability", "loss_gap")[0]["n"] == 4
