@@ -53,7 +53,7 @@ class NodeConfig:
         if self.data_availability not in ("calldata", "blobs"):
             raise ValueError(f"data_availability must be 'calldata' or 'blobs', got {self.data_availability!r}")
         if self.data_availability == "blobs":
-            from harness.rollup.l1 import BLOB_PAYLOAD_BYTES, MAX_BLOBS
+            from harness.rollup.blobs import BLOB_PAYLOAD_BYTES, MAX_BLOBS
 
             capacity = MAX_BLOBS * BLOB_PAYLOAD_BYTES - 4
             if self.criteria.max_bytes > capacity // 2:

@@ -35,7 +35,7 @@ def choose_data_availability(requested: str, l1_url: str, max_bytes: int | None 
     what MAX_BLOBS blobs carry, as NodeConfig requires for blobs), ``calldata`` otherwise."""
     if requested != "auto":
         return requested, f"--da {requested} given"
-    from harness.rollup.l1 import BLOB_PAYLOAD_BYTES, MAX_BLOBS
+    from harness.rollup.blobs import BLOB_PAYLOAD_BYTES, MAX_BLOBS
 
     limit = (MAX_BLOBS * BLOB_PAYLOAD_BYTES - 4) // 2
     if max_bytes is not None and max_bytes > limit:

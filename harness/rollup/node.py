@@ -39,11 +39,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
+from harness.rollup.blobs import warm_kzg_trusted_setup
 from harness.rollup.config import NodeConfig
 from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.engine import Engine, EngineConfig, ReplayMismatch
 from harness.rollup.finality import batch_details, block_details, genesis_batch_details
-from harness.rollup.l1 import warm_kzg_trusted_setup
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer

@@ -164,7 +164,7 @@ class SealStage:
         """The dataHash the Rollup contract will store for this batch: keccak(data) for calldata, keccak of
         the EIP-4844 versioned hashes for blobs (computed here, before the commit, from the same bytes)."""
         if self.cfg.data_availability == "blobs":
-            from harness.rollup.l1 import blob_data_hash, blob_versioned_hashes, encode_blobs
+            from harness.rollup.blobs import blob_data_hash, blob_versioned_hashes, encode_blobs
 
             return blob_data_hash(blob_versioned_hashes(encode_blobs(blob)))
         return keccak(blob)

@@ -16,15 +16,14 @@ from eth_account import Account
 from harness.chain.anvil import DEFAULT_MNEMONIC, Anvil
 from harness.report.attach import attach_table
 from harness.rollup import solc
-from harness.rollup.l1 import (
-    RollupL1,
-    RollupRevert,
-    _cache_kzg_trusted_setup,
+from harness.rollup.blobs import (
     blob_data_hash,
+    cache_kzg_trusted_setup,
     data_hash,
     decode_blobs,
     encode_blobs,
 )
+from harness.rollup.l1 import RollupL1, RollupRevert
 from harness.rollup.zk.prover import Groth16Prover, Proof, batch_commitment
 
 pytestmark = [pytest.mark.chain]
@@ -418,7 +417,7 @@ def test_blob_commit_without_blobs_rejected(rollup: RollupL1) -> None:
     with pytest.raises(RollupRevert, match="missing blob"):
         rollup._send(SEQUENCER, "commitBatchBlobs", call, 200_000)
     call = rollup.contract.functions.commitBatchBlobs(1, GENESIS, root(1), 1, 10)
-    _cache_kzg_trusted_setup()
+    cache_kzg_trusted_setup()
     with pytest.raises(RollupRevert, match="more blobs attached"):
         rollup._send(SEQUENCER, "commitBatchBlobs", call, 200_000, blobs=encode_blobs(bytes(200_000)))
 

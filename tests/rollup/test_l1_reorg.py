@@ -24,12 +24,13 @@ import threading
 import time
 
 import pytest
-from eth_account import Account as EthAccount
 
 from fixtures.rollup import EPOCH_L1_SLOTS, l1_operator_key
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
 from harness.chain.anvil import rpc_call
 from harness.rollup.l1 import RollupL1
+
+from ._l2tx import raw_transfer, wait_for
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -40,18 +41,11 @@ TX_INTERVAL_S = 0.15  # per sender: about 20 tx/s in all
 REORG_DEPTHS = (3, 5)
 
 
-def _transfer(key: bytes, nonce: int) -> str:
-    s = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": nonce, "gas": 21_000,
-                                     "to": "0x000000000000000000000000000000000000dEaD", "value": 1,
-                                     "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, key)
-    return s.raw_transaction.to_0x_hex()
-
-
 def _load(url: str, key: bytes, stop: threading.Event, accepted: list[str], errors: list[str]) -> None:
     nonce = 0
     while not stop.is_set():
         try:
-            accepted.append(rpc_call(url, "eth_sendRawTransaction", [_transfer(key, nonce)]).lower())
+            accepted.append(rpc_call(url, "eth_sendRawTransaction", [raw_transfer(key, nonce)]).lower())
             nonce += 1
         except Exception as e:  # noqa: BLE001 - a refused tx is counted, never retried blindly
             errors.append(f"{type(e).__name__}: {e}")
@@ -75,13 +69,7 @@ def _recent_confirmed(url: str, from_block: int) -> tuple[int, str, int] | None:
 
 
 def _wait(pred, timeout_s: float, what: str, url: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.1)
-    raise AssertionError(f"{what} within {timeout_s} s: {rpc_call(url, 'rollup_status')}")
+    return wait_for(pred, timeout_s, what, url, poll_s=0.1)
 
 
 def test_l1_reorgs_under_load_lose_nothing_and_recommit(epoch_l1, rollup_node_factory) -> None:

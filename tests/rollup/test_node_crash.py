@@ -27,6 +27,8 @@ from harness.chain.anvil import rpc_call
 from harness.rollup.l1 import RollupL1
 from harness.rollup.store import NodeDb
 
+from ._l2tx import signed_transfer
+
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 NODE_ARGS = ("--max-blocks", "2", "--max-seconds", "2")
 SENDERS = 6  # prefunded dev accounts 10..15 on L2 (nobody else uses them on this private node)
@@ -49,10 +51,7 @@ class TransferLoad(threading.Thread):
                 a = EthAccount.from_key(k)
                 for j in range(self.batch // len(self.keys) or 1):
                     n = self.nonces[a.address] + j
-                    s = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": n, "gas": 21_000,
-                                                     "to": "0x000000000000000000000000000000000000dEaD",
-                                                     "value": 1, "maxFeePerGas": 10**10,
-                                                     "maxPriorityFeePerGas": 10**9}, k)
+                    s = signed_transfer(k, n)
                     body.append({"jsonrpc": "2.0", "id": len(body), "method": "eth_sendRawTransaction",
                                  "params": [s.raw_transaction.to_0x_hex()]})
                     hashes.append((a.address, s.hash.to_0x_hex()))
@@ -266,9 +265,7 @@ def test_acknowledged_tx_refused_on_resubmit_is_loud_and_counted(private_l1, rol
     assert rpc_call(node.url, "rollup_status")["txsDroppedAfterAck"] == 0
     node.stop()
     poor = EthAccount.create()
-    signed = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": 0, "gas": 21_000, "value": 10**18,
-                                          "to": "0x000000000000000000000000000000000000dEaD",
-                                          "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, poor.key)
+    signed = signed_transfer(poor.key, 0, value=10**18)
     wal = TxWal(data_dir / "wal.log")
     wal.append(bytes(signed.raw_transaction))
     wal.close()

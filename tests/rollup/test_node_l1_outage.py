@@ -9,12 +9,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from eth_account import Account as EthAccount
 
 from fixtures.rollup import l1_operator_key
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
 from harness.chain.anvil import rpc_call
 from harness.rollup.l1 import RollupL1
+
+from ._l2tx import raw_transfer
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 
@@ -22,10 +23,7 @@ pytestmark = [pytest.mark.chain, pytest.mark.slow]
 def _send_transfers(url: str, key: bytes, start_nonce: int, n: int) -> list[str]:
     hashes = []
     for i in range(n):
-        s = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": start_nonce + i, "gas": 21_000,
-                                         "to": "0x000000000000000000000000000000000000dEaD", "value": 1,
-                                         "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, key)
-        hashes.append(rpc_call(url, "eth_sendRawTransaction", [s.raw_transaction.to_0x_hex()]))
+        hashes.append(rpc_call(url, "eth_sendRawTransaction", [raw_transfer(key, start_nonce + i)]))
     return hashes
 
 

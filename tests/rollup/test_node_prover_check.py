@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from eth_account import Account as EthAccount
 
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
 from harness.rollup.batcher import Pipeline, ProofRefused
@@ -21,6 +20,8 @@ from harness.rollup.engine import Engine, EngineConfig
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.state_diff import genesis_leaves
 from harness.rollup.store import NodeDb
+
+from ._l2tx import signed_transfer
 
 pytestmark = [pytest.mark.chain]
 
@@ -37,10 +38,7 @@ class Published:
 
 def _transfers(n: int, start: int = 0) -> list[bytes]:
     key = derive_account(DEFAULT_MNEMONIC, 3).key
-    return [bytes(EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": i, "gas": 21_000, "value": 5,
-                                               "to": "0x000000000000000000000000000000000000dEaD",
-                                               "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9},
-                                              key).raw_transaction) for i in range(start, start + n)]
+    return [bytes(signed_transfer(key, i, value=5).raw_transaction) for i in range(start, start + n)]
 
 
 @pytest.fixture

@@ -25,25 +25,11 @@ from harness.rollup.compress import BatchData, compress, decompress
 from harness.rollup.l1 import BatchNotCommitted, PublishedDataError, RollupL1
 from harness.rollup.merkle import keccak
 
+from ._l2tx import raw_transfer
+from ._l2tx import wait_for as _wait
+
 pytestmark = [pytest.mark.chain, pytest.mark.slow]
 NODE_ARGS = ("--max-blocks", "1", "--max-seconds", "1")
-
-
-def _transfer(url: str, key: bytes, nonce: int) -> str:
-    s = EthAccount.sign_transaction({"type": 2, "chainId": 270, "nonce": nonce, "gas": 21_000, "value": 1,
-                                     "to": "0x000000000000000000000000000000000000dEaD",
-                                     "maxFeePerGas": 10**10, "maxPriorityFeePerGas": 10**9}, key)
-    return rpc_call(url, "eth_sendRawTransaction", [s.raw_transaction.to_0x_hex()])
-
-
-def _wait(pred, timeout_s: float, what: str, url: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        got = pred()
-        if got:
-            return got
-        time.sleep(0.25)
-    raise AssertionError(f"{what} within {timeout_s} s: {rpc_call(url, 'rollup_status')}")
 
 
 def test_prover_refuses_when_l1_data_differs_from_the_local_copy(private_l1, l1_relay, rollup_node_factory,
@@ -52,7 +38,7 @@ def test_prover_refuses_when_l1_data_differs_from_the_local_copy(private_l1, l1_
     node = rollup_node_factory(l1_relay.url, l1_operator_key(), data_dir, NODE_ARGS)
     address = rpc_call(node.url, "rollup_status")["rollupAddress"]
     l1_relay.cut()
-    _transfer(node.url, derive_account(DEFAULT_MNEMONIC, 12).key, 0)
+    rpc_call(node.url, "eth_sendRawTransaction", [raw_transfer(derive_account(DEFAULT_MNEMONIC, 12).key, 0)])
     rec = _wait(lambda: rpc_call(node.url, "rollup_batch", [1]), 30, "batch 1 not sealed", node.url)
     assert rec["status"] == "sealed" and rec["tx_count"] == 1
     local = (data_dir / "batches" / "1.bin").read_bytes()
