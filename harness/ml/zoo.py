@@ -57,6 +57,7 @@ from harness.ml.zoo_config import (
     CONFIG_FIELDS,
     DEFAULT_TRAINER,
     DROPOUT_RNG_FORMAT,
+    SUITE_TRAINER,
     TRAINERS,
     ZOO_FORMAT,
     Grid,
@@ -297,6 +298,9 @@ class ModelZoo:
             "weights_sha256": _sha256(blob),
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
+            # the SIMD kernels torch dispatched to: training's float rounding, hence the model, depends on
+            # them (the 16 smoke models differ bit for bit between AVX-512 and AVX2 kernels on one machine)
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "trained_by": self.worker,
             **(extra_meta or {}),
         }
@@ -388,6 +392,7 @@ class ModelZoo:
 __all__ = [
     "CONFIG_FIELDS",
     "DEFAULT_TRAINER",
+    "SUITE_TRAINER",
     "DROPOUT_RNG_FORMAT",
     "TRAINERS",
     "ZOO_FORMAT",

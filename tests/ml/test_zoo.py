@@ -172,7 +172,7 @@ def test_per_model_keys_are_pinned_byte_for_byte():
     assert first.key() == "797ff8c51ff2de8416553587d8d8750732e498e4244fa790b277472df463f81c"
 
 
-def test_default_zoo_stores_under_the_config_key_with_unchanged_metadata(tmp_path):
+def test_default_zoo_stores_under_the_config_key_with_its_metadata(tmp_path):
     zoo = ModelZoo(tmp_path)
     cfg = ModelConfig(**TINY)
     assert zoo.trainer == "per-model" and zoo.cache_dir == tmp_path and zoo.entry_key(cfg) == cfg.key()
@@ -180,8 +180,9 @@ def test_default_zoo_stores_under_the_config_key_with_unchanged_metadata(tmp_pat
     assert tm.key == cfg.key() and zoo.meta_path(cfg.key()).parent == tmp_path
     meta = json.loads(zoo.meta_path(cfg.key()).read_text())
     assert sorted(meta) == [
-        "config", "format", "key", "result", "threads", "torch", "trained_by", "weights_sha256",
+        "config", "cpu_capability", "format", "key", "result", "threads", "torch", "trained_by", "weights_sha256",
     ]
+    assert meta["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX512 or AVX2
 
 
 def test_ensemble_zoo_keys_carry_the_trainer_and_live_in_their_own_directory(tmp_path):
