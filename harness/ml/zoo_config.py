@@ -25,7 +25,10 @@ DROPOUT_RNG_FORMAT = (
 
 
 TRAINERS = ("per-model", ensemble.TRAINER_NAME)
+#: ``ModelZoo``'s default: each model alone, entries keyed by :meth:`ModelConfig.key`
 DEFAULT_TRAINER = "per-model"
+#: what the claims suites train with unless ``--zoo-trainer`` says otherwise (fixtures.ml)
+SUITE_TRAINER = ensemble.TRAINER_NAME
 
 
 @dataclass(frozen=True)
