@@ -40,8 +40,13 @@ from dataclasses import asdict, dataclass, field
 class TxObs:
     """One transaction the generator tried to send.
 
+    The one per-tx record of a load run, from the generator instance that sends it to the result: the
+    instance fills the submit fields, the controller resolves a transport failure and adds the receipt's
+    (:func:`dataclasses.replace`: the record is immutable).
+
     ``submit_s``: local wall-clock seconds when its request was sent.
-    ``accepted``: the node returned a hash (False: rejected at submit, ``error`` says why).
+    ``accepted``: the node returned a hash (False: rejected at submit, ``error`` says why); None only
+    between a request that failed in transit and the controller's lookup (never in a ``LoadResult``).
     ``block_number``/``status``/``gas_used``: from its receipt (None while no receipt).
     ``gas_limit``: the gas limit the tx was signed with (None: not recorded).
     """
@@ -49,7 +54,7 @@ class TxObs:
     tx_hash: str
     instance: int
     submit_s: float
-    accepted: bool
+    accepted: bool | None
     error: str | None = None
     block_number: int | None = None
     status: int | None = None

@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from harness.chain import uniswap
 from harness.chain.accounts import Account, derive_accounts, load_account_range
 from harness.chain.loadgen.config import LATE_S, LoadConfig, Workload
+from harness.chain.metrics import TxObs
 from harness.chain.rpc import Rpc, to_int, ws_url_for
 
 
@@ -49,7 +50,7 @@ class InstanceResult:
     instance: int
     sign_s: float
     send_s: float
-    txs: list[dict[str, Any]] = field(default_factory=list)
+    txs: list[TxObs] = field(default_factory=list)
     max_lag_s: float = 0.0
     mean_lag_s: float = 0.0
     late_txs: int = 0
@@ -157,16 +158,14 @@ def run_instance(job: InstanceJob, start_at: Callable[[], float], ready: Any, ou
                 for h, rep in zip(hashes[i:j], replies, strict=False):
                     err = rep.get("error")
                     recs.append(
-                        {
-                            "tx_hash": h,
-                            "instance": job.instance,
-                            "submit_s": submit,
-                            "accepted": None if transport else err is None,
-                            "error": transport
-                            if transport
-                            else (None if err is None else str(err.get("message", err))),
-                            "gas_limit": gas_limit,
-                        }
+                        TxObs(
+                            tx_hash=h,
+                            instance=job.instance,
+                            submit_s=submit,
+                            accepted=None if transport else err is None,
+                            error=transport if transport else (None if err is None else str(err.get("message", err))),
+                            gas_limit=gas_limit,
+                        )
                     )
                 i = j
             res.send_s = time.time() - t_start
@@ -179,7 +178,8 @@ def run_instance(job: InstanceJob, start_at: Callable[[], float], ready: Any, ou
             ready.put(job.instance)
         except Exception:  # noqa: BLE001
             pass
-    out.put(asdict(res))
+    # shallow: the TxObs records travel as they are (pickled), not as dicts
+    out.put({f.name: getattr(res, f.name) for f in fields(res)})
 
 
 

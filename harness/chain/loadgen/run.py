@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from harness.chain import uniswap
@@ -119,21 +119,17 @@ class LoadRun:
     def _resolve_unknown(self) -> None:
         """A tx whose request failed in transit: accepted if the node knows it, else rejected (for now:
         its receipt is looked up again after the drain)."""
-        unknown = [t for r in self.results for t in r["txs"] if t["accepted"] is None]
+        unknown = [(r["txs"], j) for r in self.results for j, t in enumerate(r["txs"]) if t.accepted is None]
         if not unknown:
             return
         with Rpc(self.url) as rpc:
             for i in range(0, len(unknown), 500):
                 chunk = unknown[i : i + 500]
-                got = rpc.batch_raw([("eth_getTransactionByHash", [t["tx_hash"]]) for t in chunk])
-                for t, rep in zip(chunk, got, strict=False):
-                    known = rep.get("result") is not None
-                    t["accepted"] = known
-                    t["error"] = (
-                        f"{t['error']} (the node has the tx: accepted)"
-                        if known
-                        else f"{t['error']} (unknown to the node: rejected)"
-                    )
+                got = rpc.batch_raw([("eth_getTransactionByHash", [txs[j].tx_hash]) for txs, j in chunk])
+                for (txs, j), rep in zip(chunk, got, strict=False):
+                    t, known = txs[j], rep.get("result") is not None
+                    why = "the node has the tx: accepted" if known else "unknown to the node: rejected"
+                    txs[j] = replace(t, accepted=known, error=f"{t.error} ({why})")
 
     # phase 3
     def finish(self) -> LoadResult:
@@ -141,7 +137,7 @@ class LoadRun:
         check the receipts, compute the metrics, then (after the result is built and its progress line
         printed) check accounting and observation."""
         recs = [t for r in self.results for t in r["txs"]]
-        accepted_order = [t["tx_hash"] for t in recs if t["accepted"]]
+        accepted_order = [t.tx_hash for t in recs if t.accepted]
         accepted = set(accepted_order)
         self.progress(f"sent {len(recs)} txs ({len(accepted)} accepted); waiting for inclusion")
         if self.after_send is not None:
@@ -151,8 +147,8 @@ class LoadRun:
         last_poll = self.observer.last_poll_s
         # receipts: every accepted tx, and every transport-failed one the node did not know (it may
         # have been included after all)
-        retry = {t["tx_hash"] for t in recs if not t["accepted"] and str(t["error"]).startswith("transport")}
-        want = [t["tx_hash"] for t in recs if t["accepted"] or t["tx_hash"] in retry]
+        retry = {t.tx_hash for t in recs if not t.accepted and str(t.error).startswith("transport")}
+        want = [t.tx_hash for t in recs if t.accepted or t.tx_hash in retry]
         with Rpc(self.url) as rpc:
             receipts = _fetch_receipts(rpc, want)
             unseen = _fetch_unseen_blocks(rpc, receipts, blocks, last_poll)
@@ -317,29 +313,23 @@ def _fetch_unseen_blocks(
     return unseen
 
 
-def _tx_records(
-    recs: list[dict[str, Any]], receipts: dict[str, dict[str, Any]], retry: set[str]
-) -> list[TxObs]:
-    """One :class:`TxObs` per sent tx; a transport-failed tx (``retry``) that has a receipt is
-    marked accepted ("included after all") in ``recs`` first."""
-    for t in recs:
-        if t["tx_hash"] in retry and t["tx_hash"] in receipts:
-            t["accepted"] = True
-            t["error"] = f"{t['error']}; included after all (receipt found)"
+def _tx_records(recs: list[TxObs], receipts: dict[str, dict[str, Any]], retry: set[str]) -> list[TxObs]:
+    """Each sent tx's record with its receipt's fields; a transport-failed tx (``retry``) that has a
+    receipt is marked accepted ("included after all")."""
     txs = []
     for t in recs:
-        rc = receipts.get(t["tx_hash"])
+        rc = receipts.get(t.tx_hash)
+        accepted, error = bool(t.accepted), t.error
+        if t.tx_hash in retry and rc is not None:
+            accepted, error = True, f"{t.error}; included after all (receipt found)"
         txs.append(
-            TxObs(
-                tx_hash=t["tx_hash"],
-                instance=t["instance"],
-                submit_s=t["submit_s"],
-                accepted=bool(t["accepted"]),
-                error=t["error"],
+            replace(
+                t,
+                accepted=accepted,
+                error=error,
                 block_number=to_int(rc["blockNumber"]) if rc else None,
                 status=to_int(rc["status"]) if rc else None,
                 gas_used=to_int(rc["gasUsed"]) if rc else None,
-                gas_limit=t.get("gas_limit"),
             )
         )
     return txs

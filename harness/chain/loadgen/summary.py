@@ -111,7 +111,7 @@ def _send_window(results: list[dict[str, Any]]) -> float | None:
     rs = [r for r in results if r["txs"]]
     if not rs:
         return None
-    starts = [min(t["submit_s"] for t in r["txs"]) for r in rs]
+    starts = [min(t.submit_s for t in r["txs"]) for r in rs]
     ends = [s + r["send_s"] for s, r in zip(starts, rs, strict=False)]
     return max(ends) - min(starts)
 
