@@ -5,8 +5,7 @@
 
 One engine anvil, started as the node starts its engines (``--no-mining --order fifo``, IPC socket 0600),
 whose HTTP port is read from its log for this comparison only. The node's clients are used for both
-sides: :class:`~harness.rollup.engine.IpcJsonRpcClient` and the keep-alive HTTP
-:class:`~harness.rollup.engine.JsonRpcClient`, one thread, one request in flight. The two transports
+sides: :class:`~harness.chain.rpc.Rpc` over IPC and over keep-alive HTTP, one thread, one request in flight. The two transports
 alternate in rounds of 100 requests, so machine load and the engine's growing tx pool (mining is off)
 fall on both alike. Points: ``eth_blockNumber``; ``eth_sendRawTransaction`` (pre-signed 21,000-gas
 transfers, a fresh sender per transport); a 200-tx ``eth_sendRawTransaction`` batch (the sequencer's and
@@ -32,7 +31,8 @@ from eth_account import Account  # noqa: E402
 from harness import procs  # noqa: E402
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_accounts  # noqa: E402
 from harness.chain.anvil import LISTENING_RE, anvil_version  # noqa: E402
-from harness.rollup.engine import Engine, EngineConfig, IpcJsonRpcClient, JsonRpcClient  # noqa: E402
+from harness.chain.rpc import Rpc  # noqa: E402
+from harness.rollup.engine import Engine, EngineConfig  # noqa: E402
 
 OUT = Path(__file__).resolve().parents[1] / "reports/results/rollup/engine-transport.json"
 ROUND = 100
@@ -63,7 +63,7 @@ def measure(n: int, batches: int) -> dict:
     eng = Engine(EngineConfig(), tmp / "logs", "engine").start()
     try:
         port = int(procs.wait_for_log_line(eng.anvil.proc, eng.anvil.log_path, LISTENING_RE, 10, "anvil").group(1))
-        clients = {"ipc": IpcJsonRpcClient(eng.ipc_path), "http": JsonRpcClient(f"http://127.0.0.1:{port}")}
+        clients = {"ipc": Rpc(Path(eng.ipc_path)), "http": Rpc(f"http://127.0.0.1:{port}")}
         users = derive_accounts(DEFAULT_MNEMONIC, 0, 4)  # anvil's prefunded dev accounts 0-3
         txs = {"ipc": _signed(users[0].key, n), "http": _signed(users[1].key, n)}
         btx = {"ipc": _signed(users[2].key, BATCH * batches), "http": _signed(users[3].key, BATCH * batches)}
@@ -85,7 +85,7 @@ def measure(n: int, batches: int) -> dict:
                 reps: list = []
                 res[k][f"batch_{BATCH}_sendRawTransaction"].append(
                     _timed(lambda c=c, chunk=chunk, reps=reps: reps.extend(
-                        c.batch([("eth_sendRawTransaction", [t]) for t in chunk]))))
+                        c.batch_raw([("eth_sendRawTransaction", [t]) for t in chunk]))))
                 bad = [x for x in reps if "error" in x]
                 if bad:
                     raise RuntimeError(f"{k}: {len(bad)} batch txs refused: {bad[:2]}")

@@ -33,8 +33,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account, derive_accounts  # noqa: E402
-from harness.chain.anvil import Anvil, rpc_call  # noqa: E402
+from harness.chain.anvil import Anvil  # noqa: E402
 from harness.chain.loadgen import LoadConfig, run_load  # noqa: E402
+from harness.chain.rpc import rpc_call  # noqa: E402
 from harness.chain.uniswap import deploy_uniswap, fund_and_approve  # noqa: E402
 from harness.rollup.batcher import STAGES  # noqa: E402
 from harness.rollup.service import NodeProcess  # noqa: E402

@@ -28,20 +28,19 @@ used only when env ``ANVIL_FROM_PATH=1`` says so. :func:`anvil_version` records 
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import procs
 from harness.chain import ipc
+from harness.chain.rpc import rpc_call
 
 REPO = Path(__file__).resolve().parents[2]
 ANVIL_BIN = REPO / "node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
@@ -92,17 +91,6 @@ def _version_of(binary: str) -> dict[str, Any]:
 def anvil_version(binary: Path | None = None) -> dict[str, Any]:
     """``{'binary', 'version', 'commit', 'version_output', 'source'}`` of the anvil actually run."""
     return dict(_version_of(str(binary or anvil_binary())))
-
-
-def rpc_call(url: str, method: str, params: list | None = None, timeout: float = 5.0):
-    """One JSON-RPC call over HTTP with the standard library; raises on an error reply."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=timeout) as resp:
-        reply = json.loads(resp.read())
-    if "error" in reply:
-        raise RuntimeError(f"{method}: {reply['error']}")
-    return reply["result"]
 
 
 @dataclass

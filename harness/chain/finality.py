@@ -38,9 +38,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import requests
-
-from harness.chain.rpc import Rpc, RpcError, to_int
+from harness.chain.rpc import Rpc, RpcError, RpcTransportError, to_int
 
 Mode = Literal["zks", "tags", "auto"]
 ZKS_STAGES = ("committed", "proven", "executed")
@@ -233,13 +231,13 @@ class FinalityTracker:
     def _call(self, method: str, params: Sequence[Any] | None = None) -> Any:
         try:
             return self.rpc.call(method, params)
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except RpcTransportError as e:
             raise NodeUnreachable(f"L2 node at {self.url} is not reachable ({type(e).__name__}: {e})") from e
 
     def _batch(self, calls: list[tuple[str, list]]) -> list[dict[str, Any]]:
         try:
             return self.rpc.batch_raw(calls)
-        except (requests.ConnectionError, requests.Timeout) as e:
+        except RpcTransportError as e:
             raise NodeUnreachable(f"L2 node at {self.url} is not reachable ({type(e).__name__}: {e})") from e
 
     @property

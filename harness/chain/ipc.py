@@ -9,7 +9,7 @@ concurrently (``PubSubConnection`` polls them all, ``crates/anvil/server/src/pub
 may come back in another order than the requests were sent: a connection here carries one request at
 a time and reads its reply before sending the next one. A JSON-RPC batch (a JSON array) is one request
 and gets one reply line (an array). Concurrency = one connection per thread (see
-:class:`harness.rollup.engine.IpcJsonRpcClient`).
+:class:`harness.chain.rpc.Rpc` with a socket path).
 
 Who may connect: Linux checks write permission on the socket file for ``connect``; anvil creates it
 with the process umask (``srwxr-xr-x`` under umask 022), so the harness puts it in a directory of
@@ -111,12 +111,8 @@ def answers(path: Path, timeout_s: float = 1.0) -> bool:
 
 
 def ipc_call(path: Path, method: str, params: list | None = None, timeout_s: float = 5.0):
-    """One JSON-RPC call on a fresh connection; raises ``RuntimeError`` on an error reply."""
-    conn = IpcConnection(path, timeout_s)
-    try:
-        reply = conn.request({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []})
-    finally:
-        conn.close()
-    if "error" in reply:
-        raise RuntimeError(f"{method}: {reply['error']}")
-    return reply["result"]
+    """One JSON-RPC call on a fresh connection (:func:`harness.chain.rpc.rpc_call` over IPC); raises
+    ``RpcError`` (a ``RuntimeError``) on an error reply, ``RpcTransportError`` (an ``OSError``) in transit."""
+    from harness.chain.rpc import rpc_call
+
+    return rpc_call(Path(path), method, params, timeout_s)

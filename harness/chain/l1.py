@@ -28,9 +28,9 @@ from harness.chain.accounts import (
     derive_account,
     derive_accounts,
 )
-from harness.chain.anvil import Anvil, apply_profile, profile_anvil, rpc_call
+from harness.chain.anvil import Anvil, apply_profile, profile_anvil
 from harness.chain.profiles import get_profile
-from harness.chain.rpc import to_int
+from harness.chain.rpc import rpc_call, to_int
 
 
 class ChainSetupError(RuntimeError):

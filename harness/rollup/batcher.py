@@ -51,9 +51,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness.chain.rpc import Rpc
 from harness.rollup.config import NodeConfig
 from harness.rollup.confirm import Confirmer, L1Steps
-from harness.rollup.engine import Engine, JsonRpcClient
+from harness.rollup.engine import Engine
 from harness.rollup.merkle import SparseMerkleTree
 from harness.rollup.pipeline_common import (
     L1_STEPS,
@@ -80,7 +81,7 @@ log = logging.getLogger("rollup.batcher")
 class Pipeline(SealStage, ProveStages, L1Steps):
     """Owns the batch records and runs the four stage threads."""
 
-    def __init__(self, cfg: NodeConfig, db: NodeDb, raw_by_hash: dict[str, bytes], l2: JsonRpcClient,
+    def __init__(self, cfg: NodeConfig, db: NodeDb, raw_by_hash: dict[str, bytes], l2: Rpc,
                  tree: SparseMerkleTree, prover_engine_factory: Callable[[], Engine], genesis: dict[bytes, bytes],
                  l1: L1Like, prover: ProverLike) -> None:
         self.cfg, self.db, self.raw_by_hash, self.l2 = cfg, db, raw_by_hash, l2

@@ -11,13 +11,13 @@ anvil 1.7.1 reports ``excessBlobGas`` (0) in every block even under ``--hardfork
 
 from __future__ import annotations
 
-from harness.rollup.engine import JsonRpcClient, RpcError
+from harness.chain.rpc import Rpc, RpcError
 
 
 def l1_supports_blobs(l1_url: str, timeout_s: float = 10.0) -> tuple[bool, str]:
     """(supported, why) for the L1 at ``l1_url``: its latest block header has Cancun's ``excessBlobGas`` and
     ``parentBeaconBlockRoot`` and it answers ``eth_blobBaseFee``."""
-    rpc = JsonRpcClient(l1_url, timeout_s=timeout_s)
+    rpc = Rpc(l1_url, timeout_s=timeout_s)
     head = rpc.call("eth_getBlockByNumber", ["latest", False]) or {}
     missing = [f for f in ("excessBlobGas", "parentBeaconBlockRoot") if head.get(f) is None]
     if missing:

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from harness.rollup.engine import JsonRpcClient
+from harness.chain.rpc import Rpc
 from harness.rollup.state_diff import merge_block_diffs, per_block_state_diffs
 
 log = logging.getLogger("rollup.diff_tracer")
@@ -36,7 +36,7 @@ STALE_S = 10.0
 class BlockDiffTracer:
     """Traces recorded blocks ahead of the sealer; ``take`` hands a batch's blocks over (and forgets them)."""
 
-    def __init__(self, rpc: JsonRpcClient, last_recorded: Callable[[], int], next_unsealed: int) -> None:
+    def __init__(self, rpc: Rpc, last_recorded: Callable[[], int], next_unsealed: int) -> None:
         self.rpc, self.last_recorded = rpc, last_recorded
         self._lock = threading.Lock()
         self._diffs: dict[int, tuple[dict[bytes, bytes], int, float]] = {}  # block -> (diff, txs, trace s)
@@ -79,7 +79,7 @@ class BlockDiffTracer:
             return blocks
         return blocks[:k]
 
-    def take(self, first: int, last: int, rpc: JsonRpcClient) -> tuple[dict[bytes, bytes], dict]:
+    def take(self, first: int, last: int, rpc: Rpc) -> tuple[dict[bytes, bytes], dict]:
         """The merged diff of blocks first..last, and how it was obtained: ``traced_ahead`` blocks (their
         summed trace time ``traced_ahead_s``) and ``traced_at_seal`` blocks traced now through ``rpc``."""
         with self._lock:

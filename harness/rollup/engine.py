@@ -1,4 +1,4 @@
-"""The L2 execution engine (an anvil child process the node owns) and a keep-alive JSON-RPC client.
+"""The L2 execution engine (an anvil child process the node owns); reached with :class:`harness.chain.rpc.Rpc`.
 
 The same class serves the sequencer's engine (interval mining, ~1 s blocks =
 soft finality) and the prover's separate re-execution engine (no mining; it
@@ -22,128 +22,11 @@ never picked silently: an IPC start that fails raises, and the node logs a warni
 
 from __future__ import annotations
 
-import http.client
-import json
-import threading
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.chain import ipc
 from harness.chain.anvil import Anvil
-
-
-class RpcError(RuntimeError):
-    """A JSON-RPC error reply; ``code``/``message``/``data`` as the server sent them."""
-
-    def __init__(self, code: int, message: str, data=None) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message, self.data = code, message, data
-
-
-class JsonRpcClient:
-    """HTTP/1.1 keep-alive JSON-RPC client, one connection per thread."""
-
-    def __init__(self, url: str, timeout_s: float = 30.0) -> None:
-        self.url = url
-        u = urllib.parse.urlparse(url)
-        self.host, self.port, self.path = u.hostname, u.port or 80, u.path or "/"
-        self.timeout_s = timeout_s
-        self._local = threading.local()
-        self._id = 0
-
-    def _conn(self) -> http.client.HTTPConnection:
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
-            self._local.conn = c
-        return c
-
-    def raw(self, payload) -> object:
-        """POST a JSON payload (object or list) and return the decoded reply."""
-        body = json.dumps(payload).encode()
-        for attempt in (0, 1):
-            c = self._conn()
-            try:
-                c.request("POST", self.path, body, {"Content-Type": "application/json"})
-                resp = c.getresponse()
-                data = resp.read()
-                return json.loads(data)
-            except (http.client.HTTPException, ConnectionError, OSError):
-                c.close()
-                self._local.conn = None
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        """Close this thread's connection (the next call opens a new one)."""
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            c.close()
-            self._local.conn = None
-
-    def call(self, method: str, params: list | None = None):
-        self._id += 1
-        reply = self.raw({"jsonrpc": "2.0", "id": self._id, "method": method, "params": params or []})
-        if "error" in reply:
-            e = reply["error"]
-            raise RpcError(e.get("code", -32000), e.get("message", ""), e.get("data"))
-        return reply["result"]
-
-    def batch(self, calls: list[tuple[str, list]]) -> list[dict]:
-        """Send several calls in one HTTP request; returns the reply objects in call order."""
-        if not calls:
-            return []
-        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        replies = self.raw(payload)
-        if isinstance(replies, dict):  # a whole-batch error
-            return [replies] * len(calls)
-        by_id = {r.get("id"): r for r in replies}
-        return [by_id.get(i, {"error": {"code": -32603, "message": "no reply"}}) for i in range(len(calls))]
-
-
-class IpcJsonRpcClient(JsonRpcClient):
-    """JSON-RPC over anvil's IPC socket, one connection per thread, one request in flight per connection.
-
-    ``call``/``batch`` as :class:`JsonRpcClient`. A request is retried once on a fresh connection only if
-    it could not be *sent* on a reused connection (the engine closed it: e.g. an engine restarted on the
-    same path); once sent it is never sent again (a resent ``eth_sendRawTransaction`` would come back
-    "already known"), and a timeout closes the connection and raises.
-    """
-
-    def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
-        self.url = None  # no URL: see the module docstring
-        self.socket_path = Path(path)
-        self.timeout_s = timeout_s
-        self._local = threading.local()
-        self._id = 0
-
-    def _conn(self) -> ipc.IpcConnection:
-        c = getattr(self._local, "conn", None)
-        if c is None:
-            c = ipc.IpcConnection(self.socket_path, self.timeout_s)
-            self._local.conn = c
-        return c
-
-    def raw(self, payload) -> object:
-        """Send a JSON payload (object or list) on this thread's connection and return the decoded reply."""
-        for attempt in (0, 1):
-            c = self._conn()
-            reused = c.requests > 0
-            try:
-                c.send(payload)
-            except OSError:
-                self.close()
-                if attempt or not reused:
-                    raise
-                continue
-            try:
-                return c.receive()
-            except BaseException:
-                self.close()
-                raise
-        raise AssertionError("unreachable")
+from harness.chain.rpc import Rpc, RpcError
 
 
 @dataclass
@@ -179,7 +62,7 @@ class Engine:
                            balance_eth=cfg.balance_eth, mnemonic=cfg.mnemonic, extra_args=extra,
                            log_dir=log_dir, ipc_path=self.ipc_path if cfg.transport == "ipc" else None)
         self.name = name
-        self.rpc: JsonRpcClient | None = None
+        self.rpc: Rpc | None = None
 
     def start(self) -> Engine:
         self.anvil.start()
@@ -190,11 +73,11 @@ class Engine:
     def transport(self) -> str:
         return self.cfg.transport
 
-    def client(self, timeout_s: float = 30.0) -> JsonRpcClient:
+    def client(self, timeout_s: float = 30.0) -> Rpc:
         """A new client of this engine (its own connection per thread)."""
         if self.cfg.transport == "ipc":
-            return IpcJsonRpcClient(self.ipc_path, timeout_s)
-        return JsonRpcClient(self.anvil.url, timeout_s)
+            return Rpc(Path(self.ipc_path), timeout_s)
+        return Rpc(self.anvil.url, timeout_s)
 
     @property
     def pgid(self) -> int | None:

@@ -219,7 +219,7 @@ class Node:
         refused = []
         for i in range(0, len(pending), 200):
             chunk = pending[i:i + 200]
-            reps = self.engine.rpc.batch([("eth_sendRawTransaction", ["0x" + r.hex()]) for _, r in chunk])
+            reps = self.engine.rpc.batch_raw([("eth_sendRawTransaction", ["0x" + r.hex()]) for _, r in chunk])
             for (h, _), rep in zip(chunk, reps, strict=False):
                 if "error" in rep:
                     refused.append({"tx_hash": h, "error": rep["error"], "at": time.time()})
@@ -268,7 +268,7 @@ class Node:
                                                  daemon=True)
             self._diff_tracer.start()
         self.pipeline.start()
-        self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch,
+        self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch_raw,
                              self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block)
         self.rpc.start()
 

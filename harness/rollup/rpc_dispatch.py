@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from harness.rollup.engine import RpcError
+from harness.chain.rpc import RpcError
 from harness.rollup.sequencer import TxRejected
 
 log = logging.getLogger("rollup.rpc")
@@ -197,7 +197,7 @@ class Dispatcher:
                 except InvalidParams as e:
                     out[i] = _err(id_, -32602, f"invalid params: {e}")
                 except RpcError as e:
-                    out[i] = _err(id_, e.code, e.message, e.data)
+                    out[i] = _err(id_, e.code if e.code is not None else -32000, e.message, e.data)
                 except Exception as e:  # noqa: BLE001
                     log.exception("handler %s", method)
                     out[i] = _err(id_, -32603, f"internal error: {type(e).__name__}: {e}")

@@ -18,7 +18,7 @@ import coincurve
 import rlp
 from eth_utils import to_checksum_address
 
-from harness.rollup.engine import JsonRpcClient
+from harness.chain.rpc import Rpc
 from harness.rollup.merkle import keccak
 from harness.rollup.store import REC_TX, TxWal
 
@@ -108,7 +108,7 @@ def decode_raw(raw: bytes) -> DecodedTx:
 class Sequencer:
     """Validates, logs and forwards raw transactions. Thread-safe."""
 
-    def __init__(self, wal: TxWal, engine: JsonRpcClient, chain_id: int, block_gas_limit: int) -> None:
+    def __init__(self, wal: TxWal, engine: Rpc, chain_id: int, block_gas_limit: int) -> None:
         self.wal, self.engine = wal, engine
         self.chain_id, self.block_gas_limit = chain_id, block_gas_limit
         self._lock = threading.Lock()
@@ -164,7 +164,7 @@ class Sequencer:
         finally:
             arrived()
         if ok:
-            replies = self.engine.batch([("eth_sendRawTransaction", ["0x" + tx.raw.hex()]) for _, tx in ok])
+            replies = self.engine.batch_raw([("eth_sendRawTransaction", ["0x" + tx.raw.hex()]) for _, tx in ok])
             for (i, tx), rep in zip(ok, replies, strict=False):
                 if "error" in rep:
                     err = rep["error"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import procs
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 from harness.rollup.node import kill_stale_children
 
 REPO = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ for a block of 180 transfers, against 0.06 s for the Parity trace.
 
 from __future__ import annotations
 
-from harness.rollup.engine import JsonRpcClient, RpcError
+from harness.chain.rpc import Rpc, RpcError
 from harness.rollup.merkle import KIND_BALANCE, KIND_CODE, KIND_NONCE, KIND_STORAGE, ZERO32, keccak, state_key
 
 TRACER = {"tracer": "prestateTracer", "tracerConfig": {"diffMode": True}}
@@ -101,18 +101,17 @@ def fold_parity_diff(state_diff: dict, out: dict[bytes, bytes]) -> None:
                 out[state_key(addr, KIND_STORAGE, _slot(slot))] = v
 
 
-def per_block_state_diffs(rpc: JsonRpcClient, first: int, last: int) -> dict[int, tuple[dict[bytes, bytes], int]]:
+def per_block_state_diffs(rpc: Rpc, first: int, last: int) -> dict[int, tuple[dict[bytes, bytes], int]]:
     """Each block's own final leaf values (leaf key -> 32-byte value) and tx count, for blocks first..last
     (inclusive), traced 20 blocks per JSON-RPC batch."""
     out: dict[int, tuple[dict[bytes, bytes], int]] = {}
     numbers = list(range(first, last + 1))
     for i in range(0, len(numbers), 20):
         chunk = numbers[i:i + 20]
-        replies = rpc.batch([("trace_replayBlockTransactions", [hex(n), ["stateDiff"]]) for n in chunk])
+        replies = rpc.batch_raw([("trace_replayBlockTransactions", [hex(n), ["stateDiff"]]) for n in chunk])
         for n, reply in zip(chunk, replies, strict=True):
             if "error" in reply:
-                e = reply["error"]
-                raise RpcError(e.get("code", -32000), f"trace_replayBlockTransactions: {e.get('message')}")
+                raise RpcError("trace_replayBlockTransactions", reply["error"])
             diff: dict[bytes, bytes] = {}
             txs = reply["result"] or []
             for tx in txs:
@@ -130,13 +129,13 @@ def merge_block_diffs(diffs: list[dict[bytes, bytes]]) -> dict[bytes, bytes]:
     return out
 
 
-def blocks_state_diff(rpc: JsonRpcClient, first: int, last: int) -> tuple[dict[bytes, bytes], int]:
+def blocks_state_diff(rpc: Rpc, first: int, last: int) -> tuple[dict[bytes, bytes], int]:
     """Final leaf values touched by blocks first..last (inclusive); also returns the number of txs traced."""
     per = per_block_state_diffs(rpc, first, last)
     return merge_block_diffs([per[n][0] for n in range(first, last + 1)]), sum(t for _, t in per.values())
 
 
-def genesis_leaves(rpc: JsonRpcClient, accounts: list[str]) -> dict[bytes, bytes]:
+def genesis_leaves(rpc: Rpc, accounts: list[str]) -> dict[bytes, bytes]:
     """Leaves of the engine's genesis state (the prefunded dev accounts' balances)."""
     out: dict[bytes, bytes] = {}
     for a in accounts:

@@ -19,10 +19,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from harness.chain.anvil import rpc_call
 from harness.chain.l1 import start_l1
 from harness.chain.loadgen import LoadConfig, ProfileMismatchError, drain_timeout_for, run_load
 from harness.chain.metrics import MissingTransactionsError
+from harness.chain.rpc import rpc_call
 
 pytestmark = [pytest.mark.chain, pytest.mark.xdist_group("load")]
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 
 from eth_account import Account as EthAccount
 
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 
 L2_CHAIN_ID = 270
 SINK = "0x000000000000000000000000000000000000dEaD"

@@ -27,7 +27,7 @@ import pytest
 
 from fixtures.rollup import EPOCH_L1_SLOTS, l1_operator_key
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 from harness.rollup.l1 import RollupL1
 
 from ._l2tx import raw_transfer, wait_for

@@ -14,7 +14,7 @@ from web3 import Web3
 
 from fixtures.rollup import l1_operator_key
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 from harness.rollup.blobs import blob_data_hash, blob_versioned_hashes, encode_blobs
 from harness.rollup.config import BatchCriteria, NodeConfig
 from harness.rollup.l1 import RollupL1

@@ -23,7 +23,7 @@ from eth_account import Account as EthAccount
 from fixtures.rollup import l1_operator_key
 from harness.chain import settlement
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 from harness.rollup.l1 import RollupL1
 from harness.rollup.store import NodeDb
 

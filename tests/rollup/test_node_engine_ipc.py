@@ -24,7 +24,8 @@ import pytest
 from fixtures.rollup import l1_operator_key
 from harness import procs
 from harness.chain import ipc
-from harness.chain.anvil import LISTENING_RE, rpc_call
+from harness.chain.anvil import LISTENING_RE
+from harness.chain.rpc import rpc_call
 from harness.rollup.engine import Engine, EngineConfig
 
 pytestmark = [pytest.mark.chain]
@@ -113,7 +114,7 @@ def test_other_uid_cannot_connect(rollup_env) -> None:
 def test_ipc_client_batches_threads_and_engine_restart(tmp_path) -> None:
     eng = Engine(EngineConfig(), tmp_path / "logs", "e").start()
     try:
-        reps = eng.rpc.batch([("eth_chainId", []), ("eth_blockNumber", []), ("no_such_method", [])])
+        reps = eng.rpc.batch_raw([("eth_chainId", []), ("eth_blockNumber", []), ("no_such_method", [])])
         assert reps[0]["result"] == hex(270) and reps[1]["result"] == "0x0" and "error" in reps[2]
         got, errors = [], []
 

@@ -16,8 +16,8 @@ import pytest
 
 from fixtures.rollup import l1_operator_key
 from harness.chain.accounts import DEFAULT_MNEMONIC, derive_account, derive_accounts
-from harness.chain.anvil import rpc_call
 from harness.chain.loadgen import LoadConfig, run_load
+from harness.chain.rpc import rpc_call
 from harness.chain.uniswap import deploy_uniswap, fund_and_approve
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]

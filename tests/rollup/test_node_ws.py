@@ -12,7 +12,8 @@ import pytest
 from eth_account import Account as EthAccount
 from web3 import AsyncWeb3, Web3, WebSocketProvider
 
-from harness.chain.anvil import CAST_BIN, rpc_call
+from harness.chain.anvil import CAST_BIN
+from harness.chain.rpc import rpc_call
 from harness.chain.uniswap import SWAP_AMOUNT_IN, swap_calldata
 
 pytestmark = [pytest.mark.chain, pytest.mark.slow]

@@ -20,7 +20,7 @@ from eth_account import Account as EthAccount
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness.chain.anvil import rpc_call
+from harness.chain.rpc import rpc_call
 from harness.rollup import rpc_server
 from harness.rollup.rpc_server import RpcServer
 
