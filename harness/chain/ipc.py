@@ -66,7 +66,7 @@ def connect(path: Path, timeout_s: float) -> socket.socket:
 
 
 class IpcConnection:
-    """One connection, one request in flight: ``request(payload)`` sends it and reads the reply line."""
+    """One connection, one request in flight: :meth:`send` it, then :meth:`receive` the reply line."""
 
     def __init__(self, path: Path, timeout_s: float = 30.0) -> None:
         self.sock = connect(path, timeout_s)
@@ -87,10 +87,6 @@ class IpcConnection:
         if not line.endswith(b"\n"):
             raise ConnectionError("the engine closed the IPC connection before replying")
         return json.loads(line)
-
-    def request(self, payload: object) -> object:
-        self.send(payload)
-        return self.receive()
 
     def close(self) -> None:
         try:

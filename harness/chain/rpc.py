@@ -60,7 +60,24 @@ def ws_url_for(url: str) -> str:
     raise ValueError(f"not an RPC URL: {url!r}")
 
 
-class _Http:
+def _encode(payload: Any) -> bytes:
+    return json.dumps(payload, separators=(",", ":")).encode()
+
+
+class _PerThread:
+    """A transport with one connection per thread (``self._local.conn``); :meth:`close` closes the caller's."""
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+
+    def close(self) -> None:
+        c = getattr(self._local, "conn", None)
+        if c is not None:
+            c.close()
+            self._local.conn = None
+
+
+class _Http(_PerThread):
     """HTTP/1.1 keep-alive, one connection per thread."""
 
     def __init__(self, url: str, timeout_s: float) -> None:
@@ -73,7 +90,7 @@ class _Http:
             cred = f"{urllib.parse.unquote(u.username)}:{urllib.parse.unquote(u.password or '')}"
             self.headers["Authorization"] = "Basic " + base64.b64encode(cred.encode()).decode()
         self.timeout_s = timeout_s
-        self._local = threading.local()
+        super().__init__()
 
     def _conn(self) -> http.client.HTTPConnection:
         c = getattr(self._local, "conn", None)
@@ -88,13 +105,13 @@ class _Http:
             self._local.conn = c
         return c
 
-    def exchange(self, body: bytes) -> Any:
+    def exchange(self, payload: Any) -> Any:
         """One request on this thread's connection. Once sent it is never sent again (a resent
         ``eth_sendRawTransaction`` could run twice or come back "already known"): a failure after the
         connection check is an :class:`RpcTransportError`, the request's fate unknown."""
         c = self._conn()
         try:
-            c.request("POST", self.path, body, self.headers)
+            c.request("POST", self.path, _encode(payload), self.headers)
             resp = c.getresponse()
             data = resp.read()
         except (http.client.HTTPException, OSError) as e:
@@ -107,21 +124,15 @@ class _Http:
         except ValueError as e:
             raise RpcTransportError(f"reply is not JSON: {data[:200]!r}") from e
 
-    def close(self) -> None:
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            c.close()
-            self._local.conn = None
 
-
-class _Ipc:
+class _Ipc(_PerThread):
     """anvil's IPC socket, one connection per thread, one request in flight per connection."""
 
     def __init__(self, path: Path, timeout_s: float) -> None:
+        super().__init__()
         self.path, self.timeout_s = Path(path), timeout_s
-        self._local = threading.local()
 
-    def exchange(self, body: bytes) -> Any:
+    def exchange(self, payload: Any) -> Any:
         from harness.chain import ipc
 
         for _ in (0, 1):
@@ -130,8 +141,7 @@ class _Ipc:
             try:
                 if fresh:
                     c = self._local.conn = ipc.IpcConnection(self.path, self.timeout_s)
-                c.sock.sendall(body)
-                c.requests += 1
+                c.send(payload)
             except OSError as e:
                 self.close()
                 if fresh:  # never sent (once sent it is never sent again: a resent tx is "already known")
@@ -144,12 +154,6 @@ class _Ipc:
                 raise RpcTransportError(f"{type(e).__name__}: {e}") from e
         raise AssertionError("unreachable")
 
-    def close(self) -> None:
-        c = getattr(self._local, "conn", None)
-        if c is not None:
-            c.close()
-            self._local.conn = None
-
 
 class _Ws:
     """One WebSocket connection (websockets' sync client)."""
@@ -158,7 +162,7 @@ class _Ws:
         self.url, self.timeout_s = url, timeout_s
         self._ws: Any = None
 
-    def exchange(self, body: bytes) -> Any:
+    def exchange(self, payload: Any) -> Any:
         from websockets.exceptions import WebSocketException
         from websockets.sync.client import connect
 
@@ -166,7 +170,7 @@ class _Ws:
             if self._ws is None:
                 # entered as a context manager (websockets 17 warns otherwise); close() leaves it
                 self._ws = connect(self.url, open_timeout=self.timeout_s, max_size=None, compression=None).__enter__()
-            self._ws.send(body.decode())
+            self._ws.send(_encode(payload).decode())
             while True:
                 reply = json.loads(self._ws.recv(timeout=self.timeout_s))
                 if isinstance(reply, dict) and reply.get("method") == "eth_subscription":
@@ -215,7 +219,7 @@ class Rpc:
 
     def raw(self, payload: Any) -> Any:
         """Send one JSON-RPC body (an object or a batch array) and return the decoded reply."""
-        return self._t.exchange(json.dumps(payload, separators=(",", ":")).encode())
+        return self._t.exchange(payload)
 
     def call(self, method: str, params: Sequence[Any] | None = None) -> Any:
         """One request; returns ``result`` or raises :class:`RpcError`."""
