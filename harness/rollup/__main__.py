@@ -101,8 +101,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+#: the interpreter's thread switch interval in the node process (CPython's default: 5 ms). The pipeline's
+#: stages (sealer, Merkle tree, re-execution, L1 client) are CPU-bound Python threads; while one runs, an RPC
+#: request that needs the interpreter lock waits up to a whole interval for it, at every step of its path.
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(level=a.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     starting = [True]

@@ -2,16 +2,21 @@
 
 Pure functions of their arguments (no L1 connection): the sealer fixes a batch's L1 ``dataHash`` with
 them before committing, :class:`harness.rollup.l1.RollupL1` sends and reads back blob transactions
-with them, and a node warms the trusted setup at start-up (:func:`warm_kzg_trusted_setup`).
+with them. The KZG part (commitments, signing a blob tx with its cell proofs) runs in this process, or in
+the node's KZG child process once one is installed (:func:`use_kzg_worker`): ckzg holds the GIL for each
+whole call, which froze the node's intake for hundreds of ms per commit (:mod:`harness.rollup.kzg_worker`).
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import time
 
 from eth_utils import keccak
+
+log = logging.getLogger("rollup.blobs")
 
 
 def cache_kzg_trusted_setup() -> None:
@@ -93,8 +98,8 @@ def decode_blobs(blobs: list[bytes]) -> bytes:
     return payload[4 : 4 + size]
 
 
-def blob_versioned_hashes(blobs: list[bytes]) -> list[bytes]:
-    """EIP-4844 versioned hashes of ``blobs``, computed locally (KZG commitment, then
+def local_blob_versioned_hashes(blobs: list[bytes]) -> list[bytes]:
+    """EIP-4844 versioned hashes of ``blobs``, computed in this process (KZG commitment, then
     0x01 || sha256(commitment)[1:]) with the trusted setup eth-account ships -- the same values the L1
     sees in the blob transaction, so a sealer can fix the batch's L1 dataHash before committing."""
     from eth_account.typed_transactions import base
@@ -105,6 +110,50 @@ def blob_versioned_hashes(blobs: list[bytes]) -> list[bytes]:
         commitment = bytes(base.blob_to_kzg_commitment(bytes(blob), setup))
         out.append(b"\x01" + hashlib.sha256(commitment).digest()[1:])
     return out
+
+
+#: where KZG work runs: None = in this process; a node installs its KzgWorker (a child process), because
+#: ckzg holds the GIL for each whole call (see :mod:`harness.rollup.kzg_worker`)
+_worker = None
+
+
+def use_kzg_worker(worker) -> None:
+    """Route :func:`blob_versioned_hashes` and :func:`sign_blob_tx` through ``worker`` (a started
+    :class:`harness.rollup.kzg_worker.KzgWorker`), or back to this process with None."""
+    global _worker
+    _worker = worker
+
+
+def _via_worker(op: str, *args):
+    from harness.rollup.kzg_worker import KzgWorkerError
+
+    worker = _worker
+    if worker is None:
+        return None
+    try:
+        return getattr(worker, op)(*args)
+    except KzgWorkerError as e:  # same values in-process; only the GIL stall comes back
+        log.error("KZG worker failed (%s): computing %s in the node's own process", e, op)
+        return None
+
+
+def blob_versioned_hashes(blobs: list[bytes]) -> list[bytes]:
+    """EIP-4844 versioned hashes of ``blobs`` (see :func:`local_blob_versioned_hashes`), in the KZG worker
+    where one is installed."""
+    got = _via_worker("versioned_hashes", blobs)
+    return got if got is not None else local_blob_versioned_hashes(blobs)
+
+
+def sign_blob_tx(key: str, tx: dict, blobs: list[bytes]) -> bytes:
+    """The raw signed blob transaction (the network form eth-account builds: blobs, commitments and
+    EIP-7594 cell proofs), signed in the KZG worker where one is installed."""
+    got = _via_worker("sign_blob_tx", key, tx, blobs)
+    if got is not None:
+        return got
+    from eth_account import Account
+
+    cache_kzg_trusted_setup()
+    return bytes(Account.from_key(key).sign_transaction(tx, blobs=blobs).raw_transaction)
 
 
 def blob_data_hash(versioned_hashes: list[bytes] | tuple[bytes, ...]) -> bytes:

@@ -41,9 +41,9 @@ from harness.rollup.blobs import (
     blob_data_hash,
     blob_versioned_hashes,
     bytes32,
-    cache_kzg_trusted_setup,
     decode_blobs,
     encode_blobs,
+    sign_blob_tx,
 )
 from harness.rollup.zk.prover import Proof
 from harness.rollup.zk.setup import DEFAULT_CACHE_DIR, ensure_setup
@@ -265,7 +265,6 @@ class RollupL1:
         if not isinstance(data, (bytes, bytearray)):
             raise ValueError(f"data must be bytes, got {type(data).__name__}")
         blobs = encode_blobs(bytes(data))
-        cache_kzg_trusted_setup()
         call = self.contract.functions.commitBatchBlobs(
             _batch_number(batch_number),
             bytes32("prev_root", prev_root),
@@ -311,9 +310,9 @@ class RollupL1:
             if blobs:
                 tx["type"] = 3
                 tx["maxFeePerBlobGas"] = 2 * self._blob_base_fee() + 1
-            signed = acct.sign_transaction(tx, blobs=blobs) if blobs else acct.sign_transaction(tx)
+            raw = sign_blob_tx(key, tx, blobs) if blobs else acct.sign_transaction(tx).raw_transaction
             t0 = time.perf_counter()
-            tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            tx_hash = self.w3.eth.send_raw_transaction(raw)
             self._sent[(acct.address, nonce)] = tx_hash.to_0x_hex()
         rcpt = self._wait_receipt(function, acct.address, nonce, tx_hash)
         seconds = time.perf_counter() - t0

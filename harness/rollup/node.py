@@ -39,14 +39,16 @@ from pathlib import Path
 from typing import Any
 
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
-from harness.rollup.blobs import warm_kzg_trusted_setup
+from harness.rollup.blobs import use_kzg_worker
 from harness.rollup.config import NodeConfig
 from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.engine import Engine, EngineConfig, ReplayMismatch
 from harness.rollup.finality import batch_details, block_details, genesis_batch_details
+from harness.rollup.kzg_worker import KzgWorker
 from harness.rollup.merkle import SparseMerkleTree, keccak
 from harness.rollup.rpc_server import InvalidParams, RpcServer
 from harness.rollup.sequencer import Sequencer
+from harness.rollup.stage_clock import StageClock
 from harness.rollup.state_diff import genesis_leaves
 from harness.rollup.store import NodeDb, TxWal
 from harness.rollup.zk import setup as zk_setup
@@ -57,7 +59,7 @@ CLIENT_VERSION = "harness-rollup/0.1 (anvil L2 engine)"
 
 #: substrings of the command line of the children a node starts (anvil engines; snarkjs / solcjs / circom
 #: tools run by harness.rollup.zk.setup.run_tool), checked before killing a recorded pgid (pids get reused)
-CHILD_MARKERS = (b"anvil", b"snark.js", b"snarkjs", b"circom", b"solc")
+CHILD_MARKERS = (b"anvil", b"snark.js", b"snarkjs", b"circom", b"solc", b"harness.rollup.kzg_worker")
 
 
 #: the block tracker's poll of the engine's head (over IPC, ~0.1 ms a call): it bounds how long after the engine
@@ -127,6 +129,8 @@ class Node:
         self.engine: Engine | None = None
         self.rpc: RpcServer | None = None
         self.pipeline: Pipeline | None = None
+        self.kzg: KzgWorker | None = None
+        self.intake_clock = StageClock()  # per-stage durations of the request path (rollup_status.intakeTimings)
         self.db: NodeDb | None = None
         self.wal: TxWal | None = None
         self._stop = threading.Event()
@@ -143,6 +147,7 @@ class Node:
         kill -9 of the node. Written atomically (tmp + rename)."""
         with self._children_lock:
             pgids = [e.pgid for e in (self.engine, self.pipeline and self.pipeline.prover_engine) if e and e.pgid]
+            pgids += [self.kzg.pgid] if self.kzg is not None and self.kzg.pgid else []
             pgids += self.extra_pgids
             body = json.dumps({"node_pid": os.getpid(), "pgids": pgids, "tool_pgids": zk_setup.live_tool_pgids()})
             f = self.cfg.data_dir / "children.json"
@@ -194,7 +199,9 @@ class Node:
             db.set_meta("chain_id", cfg.engine.chain_id)
             db.set_meta("genesis_hash", genesis["hash"])
         ecfg.genesis_timestamp = db.get_meta("genesis_timestamp")
-        self.sequencer = Sequencer(self.wal, self.engine.rpc, cfg.engine.chain_id, cfg.engine.gas_limit)
+        self.wal.clock = self.intake_clock
+        self.sequencer = Sequencer(self.wal, self.engine.rpc, cfg.engine.chain_id, cfg.engine.gas_limit,
+                                   clock=self.intake_clock)
         raw = self.sequencer.raw_by_hash
         # 3. replay recorded blocks (a block that does not replay, and every later one, is dropped if it was
         #    not yet in a batch: the engine restarts and replays only up to it; its txs are resubmitted in 4.)
@@ -236,8 +243,11 @@ class Node:
         self.recovery.update(replayed_blocks=replayed, resubmitted_txs=len(pending) - len(refused),
                              refused_on_resubmit=len(refused), recovery_s=time.perf_counter() - t0,
                              wal_txs=len(raw))
-        if cfg.data_availability == "blobs":  # ckzg's loader holds the GIL for seconds: pay it before serving
-            self.recovery["kzg_trusted_setup_load_s"] = warm_kzg_trusted_setup()
+        if cfg.data_availability == "blobs":  # ckzg holds the GIL for each whole call: its work runs in a child
+            self.kzg = KzgWorker(cfg.data_dir / "logs" / "kzg-worker.log")
+            self.recovery["kzg_trusted_setup_load_s"] = self.kzg.start()
+            self._write_children()
+            use_kzg_worker(self.kzg)
         self.engine.start_interval_mining(cfg.block_time_s)
         # tree
         nodes, leaves = db.load_tree()
@@ -269,7 +279,8 @@ class Node:
             self._diff_tracer.start()
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch_raw,
-                             self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block)
+                             self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block,
+                             clock=self.intake_clock)
         self.rpc.start()
 
     def _replay_recorded(self, raw: dict[str, bytes], limit: int | None) -> tuple[int, int | None]:
@@ -301,7 +312,7 @@ class Node:
         self._stop.set()
         zk_setup.remove_tool_listener(self._write_children)
         for fn in (lambda: self.rpc and self.rpc.stop(), lambda: self.pipeline and self.pipeline.stop(),
-                   lambda: self.engine and self.engine.stop(), lambda: self.wal and self.wal.close(),
+                   lambda: self.engine and self.engine.stop(), self._stop_kzg, lambda: self.wal and self.wal.close(),
                    lambda: self.db and self.db.close()):
             try:
                 fn()
@@ -311,6 +322,15 @@ class Node:
         self.engine = None
         self.wal = None
         self.db = None
+
+    def _stop_kzg(self) -> None:
+        if self.kzg is not None:
+            from harness.rollup import blobs
+
+            if blobs._worker is self.kzg:  # noqa: SLF001 - only uninstall our own
+                use_kzg_worker(None)
+            self.kzg.stop()
+            self.kzg = None
 
     @property
     def url(self) -> str:
@@ -349,6 +369,7 @@ class Node:
             "zks_L1BatchNumber": lambda p: hex(max(self.pipeline.batches, default=0)),
             "zks_getL1BatchBlockRange": self.rpc_batch_range,
             "rollup_status": lambda p: self.status(),
+            "rollup_resetIntakeTimings": lambda p: self.intake_clock.reset() or True,
             "rollup_batchTimings": self.rpc_batch_timings,
             "rollup_batch": self.rpc_batch,
         }
@@ -425,6 +446,8 @@ class Node:
             "batches": p.counts(), "l1Totals": p.l1_totals, "rollupAddress": getattr(self.l1, "address", None),
             "walBytes": self.wal.size_bytes, "walRecords": len(self.wal.records), "walFsyncs": self.wal.fsyncs,
             "walDelayedSyncs": self.wal.delayed_syncs,
+            "kzgWorker": self.kzg.stats() if self.kzg is not None else None,
+            "intakeTimings": self.intake_clock.summary(),
             "txsAccepted": self.sequencer.accepted, "txsRejected": self.sequencer.rejected,
             "txsKnown": len(self.sequencer.raw_by_hash), "stageTimings": stage_summary(recs),
             "errors": dict(p.errors), "halted": p.halted, "recovery": self.recovery,

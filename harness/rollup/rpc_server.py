@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -38,6 +39,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from harness.rollup.rpc_dispatch import MAX_BODY_BYTES, Dispatcher, InvalidParams, _err
+from harness.rollup.stage_clock import StageClock
 
 log = logging.getLogger("rollup.rpc")
 
@@ -98,7 +100,8 @@ class RpcServer:
     def __init__(self, host: str, port: int, handlers: dict[str, Callable[[list], Any]],
                  proxy_batch: Callable[[list[tuple[str, list]]], list[dict]],
                  submit_raw: Callable[[list[bytes]], list], client_version: str,
-                 tag_resolver: Callable[[str], int] | None = None) -> None:
+                 tag_resolver: Callable[[str], int] | None = None, clock: StageClock | None = None) -> None:
+        self.clock = clock if clock is not None else StageClock()
         self.dispatcher = Dispatcher(handlers, proxy_batch, submit_raw, client_version, tag_resolver)
         self.proxy_batch = proxy_batch
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -229,10 +232,19 @@ class RpcServer:
             return web.Response(status=204)
         return web.Response(status=200, text=_dumps(reply), headers=JSON_HEADERS)
 
+    def _timed_handle(self, queued_at: float, body: bytes | str, extra: dict | None) -> Any:
+        t0 = time.perf_counter()
+        self.clock.record("dispatch_queue", t0 - queued_at)
+        try:
+            return self.dispatcher.handle_body(body, extra)
+        finally:
+            self.clock.record("dispatch_run", time.perf_counter() - t0)
+
     async def _dispatch(self, body: bytes | str, extra: dict | None = None) -> Any:
         try:
             async with self._inflight:
-                return await self.loop.run_in_executor(self.pool, self.dispatcher.handle_body, body, extra)
+                return await self.loop.run_in_executor(self.pool, self._timed_handle, time.perf_counter(), body,
+                                                       extra)
         except Exception as e:  # noqa: BLE001 - last line of defence
             log.exception("internal error")
             return _err(None, -32603, f"internal error: {type(e).__name__}")

@@ -12,6 +12,7 @@ forever, which would count as "accepted but lost").
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import coincurve
@@ -20,6 +21,7 @@ from eth_utils import to_checksum_address
 
 from harness.chain.rpc import Rpc
 from harness.rollup.merkle import keccak
+from harness.rollup.stage_clock import StageClock
 from harness.rollup.store import REC_TX, TxWal
 
 MAX_TX_BYTES = 128 * 1024
@@ -108,8 +110,10 @@ def decode_raw(raw: bytes) -> DecodedTx:
 class Sequencer:
     """Validates, logs and forwards raw transactions. Thread-safe."""
 
-    def __init__(self, wal: TxWal, engine: Rpc, chain_id: int, block_gas_limit: int) -> None:
+    def __init__(self, wal: TxWal, engine: Rpc, chain_id: int, block_gas_limit: int,
+                 clock: StageClock | None = None) -> None:
         self.wal, self.engine = wal, engine
+        self.clock = clock if clock is not None else StageClock()
         self.chain_id, self.block_gas_limit = chain_id, block_gas_limit
         self._lock = threading.Lock()
         self._next_nonce: dict[str, int] = {}
@@ -141,6 +145,7 @@ class Sequencer:
         results: list[str | TxRejected | None] = [None] * len(raws)
         arrived = self.wal.announce()  # a sync leader may wait a moment for this request's records
         ok: list[tuple[int, DecodedTx]] = []
+        clock, t0 = self.clock, time.perf_counter()
         try:
             decoded: list[tuple[int, DecodedTx]] = []
             for i, raw in enumerate(raws):
@@ -148,14 +153,20 @@ class Sequencer:
                     decoded.append((i, self._check(raw)))
                 except TxRejected as e:
                     results[i] = e
+            t1 = time.perf_counter()
+            clock.record("decode_recover", t1 - t0)
             for start in range(0, len(decoded), LOCK_CHUNK):  # the lock is held for one chunk at a time
                 chunk_ok = self._reserve(decoded[start:start + LOCK_CHUNK], results)
                 arrived()  # queued (or nothing to queue): no leader waits for this request any more
+                t2 = time.perf_counter()
+                clock.record("reserve", t2 - t1)
                 if chunk_ok is None:
                     continue
                 chunk, pending = chunk_ok
                 try:
                     self.wal.wait(pending)  # durable BEFORE anyone is acknowledged (no lock held)
+                    t1 = time.perf_counter()
+                    clock.record("wal_wait", t1 - t2)
                 except Exception as e:  # noqa: BLE001
                     with self._lock:
                         self._unreserve(chunk, results, f"not accepted: write-ahead log failed: {e}")
@@ -164,7 +175,9 @@ class Sequencer:
         finally:
             arrived()
         if ok:
+            t3 = time.perf_counter()
             replies = self.engine.batch_raw([("eth_sendRawTransaction", ["0x" + tx.raw.hex()]) for _, tx in ok])
+            clock.record("engine_forward", time.perf_counter() - t3)
             for (i, tx), rep in zip(ok, replies, strict=False):
                 if "error" in rep:
                     err = rep["error"]
@@ -175,6 +188,7 @@ class Sequencer:
                     results[i] = TxRejected(f"engine refused: {err.get('message')}", err.get("code", -32000))
                 else:
                     results[i] = tx.hash
+        clock.record("submit_total", time.perf_counter() - t0)
         with self._lock:
             for r in results:
                 if isinstance(r, TxRejected):

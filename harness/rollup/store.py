@@ -75,6 +75,7 @@ class TxWal:
         self._coming = 0  # callers announced (announce()) whose records are not queued yet
         self.commit_delay_s = COMMIT_DELAY_S
         self.delayed_syncs = 0
+        self.clock = None  # a StageClock for the fdatasync durations (the node sets its own)
 
     def _scan_and_repair(self) -> Iterator[tuple[int, bytes]]:
         if not self.path.exists():
@@ -201,7 +202,11 @@ class TxWal:
             self._grow(len(data))
             if os.pwrite(self._fd, data, self._end) != len(data):
                 raise OSError(f"short write to {self.path}")
+            t0 = time.perf_counter()
             os.fdatasync(self._fd)  # inside the preallocated region: a data flush
+            if self.clock is not None:
+                self.clock.record("wal_fdatasync", time.perf_counter() - t0)
+                self.clock.count("wal_group_requests", len(batch))
             self._end += len(data)
             self.fsyncs += 1
             self.appended += len(batch)

@@ -234,7 +234,7 @@ def test_sigterm_stops_the_node_and_its_engines(private_l1, rollup_node_factory,
     data_dir = tmp_path / "node-term"
     node = rollup_node_factory(private_l1.url, l1_operator_key(), data_dir, NODE_ARGS)
     children = json.loads((data_dir / "children.json").read_text())["pgids"]
-    assert len(children) == 2  # L2 engine + prover engine
+    assert len(children) == 3  # L2 engine + prover engine + KZG worker (blob DA)
     os.kill(node.proc.pid, _signal.SIGTERM)  # the node process only, not its group
     assert node.proc.wait(timeout=30) == 0
     node.proc = None
