@@ -124,6 +124,13 @@ def use_kzg_worker(worker) -> None:
     _worker = worker
 
 
+def release_kzg_worker(worker) -> None:
+    """Route KZG work back to this process if ``worker`` is the one installed (another may be by now)."""
+    global _worker
+    if _worker is worker:
+        _worker = None
+
+
 def _via_worker(op: str, *args):
     from harness.rollup.kzg_worker import KzgWorkerError
 

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.rollup.batcher import L1Like, Pipeline, ProverLike, stage_summary
-from harness.rollup.blobs import use_kzg_worker
+from harness.rollup.blobs import release_kzg_worker, use_kzg_worker
 from harness.rollup.config import NodeConfig
 from harness.rollup.diff_tracer import BlockDiffTracer
 from harness.rollup.engine import Engine, EngineConfig, ReplayMismatch
@@ -325,10 +325,7 @@ class Node:
 
     def _stop_kzg(self) -> None:
         if self.kzg is not None:
-            from harness.rollup import blobs
-
-            if blobs._worker is self.kzg:  # noqa: SLF001 - only uninstall our own
-                use_kzg_worker(None)
+            release_kzg_worker(self.kzg)
             self.kzg.stop()
             self.kzg = None
 

@@ -31,7 +31,7 @@ def test_worker_matches_in_process_and_falls_back_when_dead(tmp_path) -> None:
         w.stop()  # dead worker: same values, computed here
         assert blobs.blob_versioned_hashes(bl) == blobs.local_blob_versioned_hashes(bl)
     finally:
-        blobs.use_kzg_worker(None)
+        blobs.release_kzg_worker(w)
         w.stop()
 
 
