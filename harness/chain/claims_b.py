@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from harness.chain.finality import TxFinality
-from harness.chain.metrics import BlockObs, inclusion_times, latency_stats, percentile, utilization
+from harness.chain.metrics import (
+    BlockObs,
+    inclusion_times,
+    latency_stats,
+    percentile,
+    steady_window,
+    utilization,
+)
 
 
 def _median(xs: Sequence[float]) -> float | None:
@@ -87,6 +94,35 @@ def block_shape(result: Any) -> dict[str, Any]:
         "txs_per_block_median": _median(txs),
         "txs_per_block_max": max(txs) if txs else None,
     }
+
+
+def peak_resolvable(times: Sequence[float], window_s: float) -> tuple[bool, str]:
+    """B2: can this run show a peak above its sustained rate at all? Only if its steady window
+    (metrics.steady_window) splits at an inclusion instant into two parts of >= ``window_s`` each. The
+    peak is the best rate over any interval of >= ``window_s`` between inclusion instants, and the steady
+    window is such an interval itself: with such a split, one part's rate is >= the window's, and the
+    comparison is between the burst's parts; without one, the only candidates are the steady window and
+    intervals running into the trimmed ramp-down, so the verdict is set by the window's granularity, not
+    the burst (a 1000-tx burst included in 2-3 one-second blocks: peak = sustained by construction, or a
+    first second of 0.99 s not counted). ``times``: inclusion-observed times. (resolvable, why not)."""
+    window = steady_window(times)
+    if window is None:
+        return False, "no steady window (fewer than 2 inclusion instants)"
+    t0, t_end = window
+    instants = sorted(set(times))
+    if any(t - t0 >= window_s and t_end - t >= window_s for t in instants if t0 < t < t_end):
+        return True, ""
+    inside = [round(t - t0, 3) for t in instants if t0 <= t <= t_end]
+    return False, (f"the steady window is {t_end - t0:.3f} s with inclusion instants at {inside} s, and no instant "
+                   f"splits it into two parts of >= {window_s:g} s; {len(instants)} inclusion instants in all")
+
+
+def small_blocks(shape: Mapping[str, Any], paper_txs_per_block: float, factor: float) -> dict[str, Any]:
+    """B11's first half, 'L2 blocks are small': the median run txs per run block within ``factor`` x the
+    paper's txs per block (an order of magnitude: factor 10)."""
+    limit = factor * paper_txs_per_block
+    med = shape.get("txs_per_block_median")
+    return {"small_blocks_limit_txs": limit, "small_blocks": med is not None and med <= limit}
 
 
 # -- Table 1 / stability ----------------------------------------------------------------------------------------

@@ -204,13 +204,22 @@ def sustained_rate(
     for t in times:
         if not math.isfinite(t):
             raise ValueError(f"inclusion time must be finite, got {t}")
+    window = steady_window(times, trim_ramp_down)
+    if window is None:
+        return None
+    t0, t_end = window
+    amount = sum(w for t, w in zip(times, weights, strict=False) if t0 < t <= t_end)
+    return amount / (t_end - t0)
+
+
+def steady_window(times: Sequence[float], trim_ramp_down: bool = True) -> tuple[float, float] | None:
+    """(t0, t_end) of the sustained rate's steady window: the first inclusion instant to the last one,
+    or to the second-last with ``trim_ramp_down`` and at least 3 instants (module docstring). None with
+    fewer than 2 distinct instants."""
     instants = sorted(set(times))
     if len(instants) < 2:
         return None
-    t0 = instants[0]
-    t_end = instants[-2] if (trim_ramp_down and len(instants) >= 3) else instants[-1]
-    amount = sum(w for t, w in zip(times, weights, strict=False) if t0 < t <= t_end)
-    return amount / (t_end - t0)
+    return instants[0], instants[-2] if (trim_ramp_down and len(instants) >= 3) else instants[-1]
 
 
 def sustained_tps(times: Sequence[float], trim_ramp_down: bool = True) -> float | None:
@@ -344,6 +353,7 @@ def summarize(txs: Sequence[TxObs], blocks: Sequence[BlockObs], peak_window_s: f
     by_num = {b.number: b for b in blocks}
     ts = [by_num[n].timestamp for n in run_blocks if n in by_num]
     peak, peak_at = peak_tps(times, peak_window_s)
+    steady = steady_window(times)
     t_first_submit = min((tx.submit_s for tx in txs), default=None)
     lat = [incl[tx.tx_hash] - tx.submit_s for tx in txs if tx.accepted and tx.tx_hash in incl]
     out = {
@@ -351,6 +361,8 @@ def summarize(txs: Sequence[TxObs], blocks: Sequence[BlockObs], peak_window_s: f
         "tps_sustained": sustained_tps(times),
         "tps_peak": peak,
         "tps_peak_window_s": peak_window_s,
+        "tps_steady_window_s": (steady[1] - steady[0]) if steady else None,
+        "inclusion_instants": len(set(times)),
         "tps_peak_at_s": (peak_at - t_first_submit)
         if (peak_at is not None and t_first_submit is not None)
         else None,

@@ -25,6 +25,8 @@ PAPER_PEAK_TPS = 98.4
 PAPER_PEAK_AT_S = 4.0
 PAPER_SUSTAINED_TPS = 71.43
 PAPER_TXS_PER_BLOCK = 9.0
+# B11's "L2 blocks are small", read as B5 reads "much later": within an order of magnitude of the paper
+SMALL_BLOCK_FACTOR = 10.0
 PAPER_TXS_PER_BATCH = 31.0
 #: B6: the paper saw instability above this many generator instances
 PAPER_MAX_STABLE_INSTANCES = 5
@@ -41,7 +43,11 @@ B1 = Claim("B1", PAPER, "Sec. evaluation",
            drift=Drift(rel=0.5, abs=0.0, ignore=("l2_observation", "l1_observation")))
 B2 = Claim("B2", PAPER, "Fig 2",
            "TPS peaks early in a burst, above the sustained rate.",
-           "peak 98.4 TPS around t = 4 s", "peak (1 s sliding window) > sustained")
+           "peak 98.4 TPS around t = 4 s",
+           "peak (best rate over >= 1 s between inclusion instants) > sustained, judged when an inclusion instant "
+           "splits the run's steady window into two parts of >= 1 s; otherwise (a 1000-tx burst included in 2-4 "
+           "one-second blocks) peak = sustained by construction or by a block seen a few ms under 1 s after the "
+           "first, and the test is skipped as not measurable with its numbers in the reason")
 B3 = Claim("B3", PAPER, "Table 1",
            "TPS against the number of concurrent generator instances.",
            "1->200, 2->200, 3->85.71, 4->61.54, 5->71.43 TPS (200 txs per instance; txs / whole seconds)",
@@ -116,9 +122,22 @@ B10 = Claim("B10", PAPER, "narrative",
 B11 = Claim("B11", PAPER, "Sec. evaluation",
             "L2 blocks are small and batches aggregate several of them.",
             "~9 txs per L2 block, ~31 per L1 batch",
-            "every batch holding the 5-instance run spans > 1 L2 block (min blocks per batch > 1); txs per L2 "
-            "block and per batch reported beside the node's sealing criteria (shared node: max 3 blocks / 3 s / "
-            "500 txs)")
+            "both halves: L2 blocks are small (median run txs per run block <= 10 x the paper's ~9, an order of "
+            "magnitude as B5 reads 'much later') and every batch holding the 5-instance run spans > 1 L2 block "
+            "(min blocks per batch > 1); txs per L2 block and per batch reported beside the node's sealing "
+            "criteria (shared node: max 3 blocks / 3 s / 500 txs). Until 2026-12-04 only the second half was "
+            "judged, and on a node whose 1 s blocks hold about a batch's 500-tx cap it flips with where block "
+            "boundaries fall (CI: one-block batch; the next local run: 3 blocks per batch)",
+            known_deviations={
+                "smoke": "L2 blocks are not small on the embedded node (2026-12-04, KZG work in a child process): "
+                         "median 322 run txs per run block, 3 one-second blocks at 311 TPS sustained (568 TPS in "
+                         "another run: blocks of 404, 574, 22), paper ~9, limit 90; batches span 1-3 blocks, a 1 s "
+                         "block holding about the 500-tx batch cap (min blocks per batch 1 in CI and in one local "
+                         "run, 3 in another)",
+                "paper": "L2 blocks are not small on the embedded node (2026-12-04, same 1000-tx burst as smoke: 50 "
+                         "accounts x 4 swaps x 5 instances): median 270.5 run txs per run block, 4 one-second "
+                         "blocks at 317.5 TPS sustained, paper ~9, limit 90; batches span 2-4 blocks",
+            })
 
 # B1's L1 half (suites/rollup/test_l1_throughput.py): the L1 baseline the rollup is compared with. Its own
 # record because it asserts something else than B1's L2/L1 ratio (same claim id, like B10_ROLLUP).

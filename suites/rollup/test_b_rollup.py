@@ -71,12 +71,13 @@ def _acc(m: dict) -> dict:
 
 @pytest.fixture
 def main_run(profile, l2_load, results_dir):
-    """The paper's 5-instance run on the L2 (memoized); its full record is written once under
+    """The paper's 5-instance run on the L2 (memoized); its full record is written under
     results_dir/rollup-b/. Figures are attached by the test each belongs to (Fig 2: B2, Fig 3: B4, Fig 4: B7)."""
     res = l2_load(main_cfg(profile))
     path = results_path(results_dir, "main-run-5-instances.json")
-    if not path.is_file():
-        path.write_text(json.dumps(res.as_dict(), default=str))
+    record = json.dumps(res.as_dict(), default=str)
+    if not path.is_file() or path.read_text() != record:  # not a stale record of an earlier session
+        path.write_text(record)
     return res
 
 
@@ -176,10 +177,15 @@ def test_b2_peak_above_sustained(main_run, claim_report):
     attach_table("Fig 2 data: TPS per 1 s bin", [
         {"t_s": t, "tps": v} for t, v in tps_series(list(inclusion_times(main_run.txs, main_run.blocks).values()),
                                                     1.0, origin=min(t.submit_s for t in main_run.txs))])
+    resolvable, why = claims_b.peak_resolvable(list(inclusion_times(main_run.txs, main_run.blocks).values()),
+                                               m["tps_peak_window_s"])
+    if not resolvable:
+        pytest.skip(f"not measurable at this run length: {why} (peak {m['tps_peak']}, sustained "
+                    f"{m['tps_sustained']} TPS, {m['run_blocks']} run blocks)")
     ok = m["tps_peak"] is not None and m["tps_sustained"] is not None and m["tps_peak"] > m["tps_sustained"]
     claim_report({"tps_peak": m["tps_peak"], "tps_peak_at_s": m["tps_peak_at_s"],
                   "tps_peak_window_s": m["tps_peak_window_s"], "tps_sustained": m["tps_sustained"],
-                  "peak_over_sustained": (m["tps_peak"] / m["tps_sustained"]) if ok else None,
+                  "tps_steady_window_s": m["tps_steady_window_s"], "peak_over_sustained": (m["tps_peak"] / m["tps_sustained"]) if ok else None,
                   "paper_peak_tps": spec.PAPER_PEAK_TPS, "paper_peak_at_s": spec.PAPER_PEAK_AT_S},
                  reproduced=ok, detail="peak: highest rate over >= 1 s between inclusion instants")
     assert ok, m
@@ -397,8 +403,9 @@ def test_b10_gps_beside_tps_on_the_rollup(profile, main_run, l2_load, claim_repo
 
 @pytest.mark.claim(spec.B11)
 def test_b11_txs_per_block_and_per_batch(main_run, l2_settle, claim_report):
-    """Txs per L2 block and per batch of the main run; batches aggregate several blocks, read strictly:
-    EVERY batch holding the main run spans more than one L2 block. Txs per batch follow the node's
+    """Txs per L2 block and per batch of the main run, both halves of the claim: the blocks are small
+    (median within an order of magnitude of the paper's) and batches aggregate several of them, read
+    strictly: EVERY batch holding the main run spans more than one L2 block. Txs per batch follow the node's
     batch-sealing criteria, recorded beside the numbers."""
     st = l2_settle(main_run)
     sh = claims_b.block_shape(main_run)
@@ -412,12 +419,14 @@ def test_b11_txs_per_block_and_per_batch(main_run, l2_settle, claim_report):
                     f"block: {sh['txs_per_block_mean']}")
     measured.update(settlement.txs_per_batch(st["batches"]))
     measured.update(l2_reads.node_batching_config(main_run_url(main_run)) or {})
-    ok = (measured.get("blocks_per_batch_min") or 0) > 1
+    measured.update(claims_b.small_blocks(sh, spec.PAPER_TXS_PER_BLOCK, spec.SMALL_BLOCK_FACTOR))
+    ok = measured["small_blocks"] and (measured.get("blocks_per_batch_min") or 0) > 1
     attach_json("B11", measured)
     attach_table("B11 batches", [{"batch": b["number"], "l2_txs": b["l2TxCount"], "first_block": b["l2_block_range"][0],
                                   "last_block": b["l2_block_range"][1]} for b in st["batches"]])
     attach_figure("B11: txs per L2 block and per batch", plots.batch_composition_figure(
         sh["rows"], st["batches"], spec.PAPER_TXS_PER_BLOCK, spec.PAPER_TXS_PER_BATCH))
-    claim_report(measured, reproduced=ok, detail="every batch > 1 L2 block; batch size follows the node's "
-                                                  "sealing criteria (batch_max_* here)")
+    claim_report(measured, reproduced=ok, detail="blocks small (median <= 10 x paper) and every batch > 1 L2 "
+                                                  "block; batch size follows the node's sealing criteria "
+                                                  "(batch_max_* here)")
     assert ok, measured

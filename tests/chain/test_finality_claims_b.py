@@ -76,3 +76,32 @@ def test_finality_summary_counts_order_violations() -> None:
     assert s["soft_p50_s"] == pytest.approx(0.5) and s["hard_p50_s"] == pytest.approx(6.0)
     assert s["hard_over_soft_median"] == pytest.approx(12.0)
     assert s["soft_to_committed_p50_s"] == pytest.approx(2.5)
+
+
+def _times(blocks: list[tuple[float, int]]) -> list[float]:
+    """Inclusion times of blocks seen at t holding n txs each."""
+    return [t for t, n in blocks for _ in range(n)]
+
+
+def test_b2_peak_not_resolvable_when_the_burst_fits_in_three_blocks() -> None:
+    # blocks of 404, 574, 22 txs seen ~1 s apart: the steady window (first to second-last instant) is
+    # one interval, and the peak over >= 1 s intervals is that same interval
+    ok, why = claims_b.peak_resolvable(_times([(0.0, 404), (1.06, 574), (1.99, 22)]), 1.0)
+    assert not ok and "no instant splits it" in why
+
+
+def test_b2_peak_not_resolvable_when_a_split_part_is_a_few_ms_under_the_window() -> None:
+    ok, _ = claims_b.peak_resolvable(_times([(0.0, 300), (0.99, 300), (2.05, 300), (3.0, 100)]), 1.0)
+    assert not ok
+
+
+def test_b2_peak_resolvable_when_an_instant_splits_the_steady_window_into_two_windows() -> None:
+    ok, why = claims_b.peak_resolvable(_times([(0.0, 300), (1.01, 300), (2.03, 300), (3.0, 100)]), 1.0)
+    assert ok and why == ""
+
+
+def test_b11_small_blocks_is_an_order_of_magnitude_of_the_paper() -> None:
+    assert claims_b.small_blocks({"txs_per_block_median": 90}, 9.0, 10.0) == {
+        "small_blocks_limit_txs": 90.0, "small_blocks": True}
+    assert not claims_b.small_blocks({"txs_per_block_median": 91}, 9.0, 10.0)["small_blocks"]
+    assert not claims_b.small_blocks({"txs_per_block_median": None}, 9.0, 10.0)["small_blocks"]
