@@ -73,6 +73,11 @@ class Engine:
     def transport(self) -> str:
         return self.cfg.transport
 
+    @property
+    def endpoint(self) -> str | Path:
+        """The engine's IPC socket path (transport ipc) or HTTP URL."""
+        return Path(self.ipc_path) if self.cfg.transport == "ipc" else self.anvil.url
+
     def client(self, timeout_s: float = 30.0) -> Rpc:
         """A new client of this engine (its own connection per thread)."""
         if self.cfg.transport == "ipc":

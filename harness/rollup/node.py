@@ -280,7 +280,7 @@ class Node:
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch_raw,
                              self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block,
-                             clock=self.intake_clock)
+                             clock=self.intake_clock, engine_target=self.engine.endpoint)
         self.rpc.start()
 
     def _replay_recorded(self, raw: dict[str, bytes], limit: int | None) -> tuple[int, int | None]:

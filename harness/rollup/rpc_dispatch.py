@@ -93,6 +93,38 @@ def _err(id_: Any, code: int, message: str, data: Any = None) -> dict:
     return {"jsonrpc": "2.0", "id": id_, "error": e}
 
 
+def proxied_reply(id_: Any, rep: dict) -> dict:
+    """The reply to a proxied call from the engine's reply object (its errors passed through)."""
+    if "error" in rep:
+        e = rep["error"] if isinstance(rep["error"], dict) else {"message": str(rep["error"])}
+        return _err(id_, e.get("code", -32000), e.get("message", ""), e.get("data"))
+    return {"jsonrpc": "2.0", "id": id_, "result": rep.get("result")}
+
+
+def engine_unavailable(n: int, e: BaseException) -> list[dict]:
+    return [{"error": {"code": -32603, "message": f"L2 engine unavailable: {e}"}}] * n
+
+
+def _is_settlement_tag(tag: Any) -> bool:
+    if isinstance(tag, dict):
+        tag = tag.get("blockNumber")
+    return isinstance(tag, str) and tag in SETTLEMENT_TAGS
+
+
+class ProxyPlan:
+    """A body whose every request is a well-formed call (with an id) of a proxied method and holds no
+    settlement tag: it can be answered by the engine alone (:meth:`Dispatcher.proxy_plan`)."""
+
+    __slots__ = ("batch", "calls")
+
+    def __init__(self, batch: bool, calls: list[tuple[Any, str, list]]) -> None:
+        self.batch, self.calls = batch, calls
+
+    def reply(self, replies: list[dict]) -> Any:
+        out = [proxied_reply(id_, rep) for (id_, _m, _p), rep in zip(self.calls, replies, strict=False)]
+        return out if self.batch else out[0]
+
+
 class Dispatcher:
     """Transport-free JSON-RPC dispatch: local handlers, the sequencer, or the engine proxy.
 
@@ -114,6 +146,43 @@ class Dispatcher:
         self.client_version = client_version
 
     # -- dispatch --------------------------------------------------------------------------------------------
+    def proxy_plan(self, body: bytes | str) -> ProxyPlan | None:
+        """The body as a :class:`ProxyPlan` when the engine alone answers it (a transport may then proxy it
+        without a dispatch thread, replying with ``plan.reply(engine replies)``); None: dispatch it with
+        :meth:`handle_body` (any tx, local method, notification, settlement tag or malformed request)."""
+        if (b"sendRaw" if isinstance(body, bytes) else "sendRaw") in body:
+            return None  # the common case of the other path, told apart without parsing it twice
+        try:
+            req = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return None
+        reqs = req if isinstance(req, list) else [req]
+        if not reqs or len(reqs) > MAX_BATCH:
+            return None
+        calls: list[tuple[Any, str, list]] = []
+        for r in reqs:
+            if not isinstance(r, dict) or "id" not in r or r.get("jsonrpc") != "2.0":
+                return None
+            id_, method, params = r["id"], r.get("method"), r.get("params", [])
+            if not isinstance(method, str) or method not in PROXIED:
+                return None
+            if not isinstance(id_, (str, int, float, type(None))) or isinstance(id_, bool):
+                return None
+            params = [] if params is None else params
+            if not isinstance(params, list) or (self.tag_resolver is not None and self._has_tag(method, params)):
+                return None
+            calls.append((id_, method, params))
+        return ProxyPlan(isinstance(req, list), calls)
+
+    @staticmethod
+    def _has_tag(method: str, params: list) -> bool:
+        i = TAG_PARAM.get(method)
+        if i is not None:
+            return len(params) > i and _is_settlement_tag(params[i])
+        if method in FILTER_METHODS and params and isinstance(params[0], dict):
+            return any(_is_settlement_tag(params[0].get(k)) for k in ("fromBlock", "toBlock"))
+        return False
+
     def handle_body(self, body: bytes | str, extra: dict[str, Callable[[list], Any]] | None = None) -> Any:
         """Decode one JSON-RPC body (a request or a batch) and return the reply (None: notifications only)."""
         try:
@@ -225,11 +294,7 @@ class Dispatcher:
             try:
                 replies = self.proxy_batch([(m, p) for _, _, m, p in proxied])
             except Exception as e:  # noqa: BLE001 - engine down
-                replies = [{"error": {"code": -32603, "message": f"L2 engine unavailable: {e}"}}] * len(proxied)
+                replies = engine_unavailable(len(proxied), e)
             for (i, id_, _, _), rep in zip(proxied, replies, strict=False):
-                if "error" in rep:
-                    e = rep["error"] if isinstance(rep["error"], dict) else {"message": str(rep["error"])}
-                    out[i] = _err(id_, e.get("code", -32000), e.get("message", ""), e.get("data"))
-                else:
-                    out[i] = {"jsonrpc": "2.0", "id": id_, "result": rep.get("result")}
+                out[i] = proxied_reply(id_, rep)
         return out  # type: ignore[return-value]

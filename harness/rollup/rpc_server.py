@@ -34,11 +34,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from harness.rollup.rpc_dispatch import MAX_BODY_BYTES, Dispatcher, InvalidParams, _err
+from harness.rollup.async_proxy import AsyncEngineProxy
+from harness.rollup.rpc_dispatch import MAX_BODY_BYTES, Dispatcher, InvalidParams, _err, engine_unavailable
 from harness.rollup.stage_clock import StageClock
 
 log = logging.getLogger("rollup.rpc")
@@ -56,6 +58,8 @@ READ_TIMEOUT_S = 30.0
 #: a WebSocket client that lets this many notifications pile up unsent is disconnected
 MAX_OUTBOX = 10_000
 JSON_HEADERS = {"Content-Type": "application/json"}
+#: bodies up to this size that only the engine answers are proxied from the event loop (no thread hop)
+LOOP_PROXY_MAX_BODY = 64 * 1024
 
 
 def _dumps(payload: Any) -> str:
@@ -100,8 +104,14 @@ class RpcServer:
     def __init__(self, host: str, port: int, handlers: dict[str, Callable[[list], Any]],
                  proxy_batch: Callable[[list[tuple[str, list]]], list[dict]],
                  submit_raw: Callable[[list[bytes]], list], client_version: str,
-                 tag_resolver: Callable[[str], int] | None = None, clock: StageClock | None = None) -> None:
+                 tag_resolver: Callable[[str], int] | None = None, clock: StageClock | None = None,
+                 engine_target: str | Path | None = None) -> None:
+        """``engine_target``: the engine's IPC socket path or HTTP URL, for read-only calls proxied from
+        the event loop (:mod:`harness.rollup.async_proxy`); None: every call goes through ``proxy_batch``
+        on a dispatch thread."""
         self.clock = clock if clock is not None else StageClock()
+        self.engine_target = engine_target
+        self.loop_proxy: AsyncEngineProxy | None = None
         self.dispatcher = Dispatcher(handlers, proxy_batch, submit_raw, client_version, tag_resolver)
         self.proxy_batch = proxy_batch
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -177,6 +187,8 @@ class RpcServer:
 
         self._tcp_server = await self.loop.create_server(protocol, sock=self.sock)
         self._inflight = asyncio.Semaphore(MAX_INFLIGHT)
+        if self.engine_target is not None:
+            self.loop_proxy = AsyncEngineProxy(self.engine_target)
         self._blocks = asyncio.Queue()
         self._notify_task = self.loop.create_task(self._notify_blocks())
 
@@ -192,6 +204,8 @@ class RpcServer:
                 self._tcp_server.close()
             if self._runner is not None:
                 await self._runner.cleanup()
+            if self.loop_proxy is not None:
+                await self.loop_proxy.close()
             pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for t in pending:
                 t.cancel()
@@ -241,6 +255,10 @@ class RpcServer:
             self.clock.record("dispatch_run", time.perf_counter() - t0)
 
     async def _dispatch(self, body: bytes | str, extra: dict | None = None) -> Any:
+        if self.loop_proxy is not None and len(body) <= LOOP_PROXY_MAX_BODY:
+            plan = self.dispatcher.proxy_plan(body)
+            if plan is not None:
+                return await self._proxy_on_loop(plan)
         try:
             async with self._inflight:
                 return await self.loop.run_in_executor(self.pool, self._timed_handle, time.perf_counter(), body,
@@ -248,6 +266,16 @@ class RpcServer:
         except Exception as e:  # noqa: BLE001 - last line of defence
             log.exception("internal error")
             return _err(None, -32603, f"internal error: {type(e).__name__}")
+
+    async def _proxy_on_loop(self, plan: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            async with self._inflight:
+                replies = await self.loop_proxy.batch_raw([(m, p) for _id, m, p in plan.calls])
+        except Exception as e:  # noqa: BLE001 - engine down (EngineUnavailable) or an unusable reply
+            replies = engine_unavailable(len(plan.calls), e)
+        self.clock.record("loop_proxy", time.perf_counter() - t0)
+        return plan.reply(replies)
 
     # -- WebSocket -------------------------------------------------------------------------------------------
     async def _websocket(self, request: web.Request) -> web.WebSocketResponse:
