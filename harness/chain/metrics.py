@@ -17,6 +17,14 @@ Rules (documented here, applied everywhere):
   accumulated before the window opened) and the last one too (ramp-down: a
   partial fill). With only two distinct instants the window is first-to-last;
   with fewer it is undefined (``None``).
+* **run rate** (:func:`summarize`'s ``tps_sustained`` / ``gps_sustained``): the
+  sustained rate where the steady window holds at least
+  ``MIN_STEADY_INSTANTS`` inclusion instants; a shorter run (a burst a fast
+  node includes in 1-3 blocks) has no steady state, and its steady window would
+  count one block (the second of two: 19 TPS for 1000 transfers included in
+  about 1 s), so its rate is the **burst rate** instead: what was included /
+  (last inclusion instant − first submit). ``tps_method`` says which; the
+  steady-window figure is kept as ``tps_steady_window_rate``.
 * **peak TPS**: the highest rate over any interval between two inclusion
   instants at least ``window_s`` apart (sliding; same fencepost as the
   sustained rate) — see :func:`peak_tps` for why not a fixed bin.
@@ -222,6 +230,20 @@ def steady_window(times: Sequence[float], trim_ramp_down: bool = True) -> tuple[
     return instants[0], instants[-2] if (trim_ramp_down and len(instants) >= 3) else instants[-1]
 
 
+#: inclusion instants the steady window must hold for a run's rate to be its sustained rate (module docstring)
+MIN_STEADY_INSTANTS = 3
+
+
+def burst_rate(times: Sequence[float], first_submit: float | None,
+               weights: Sequence[float] | None = None) -> float | None:
+    """What was included / (last inclusion instant - first submit): the rate of a run too short for a
+    steady window. None without inclusions, a submit time, or a positive span."""
+    if not times or first_submit is None or max(times) <= first_submit:
+        return None
+    amount = len(times) if weights is None else sum(weights)
+    return amount / (max(times) - first_submit)
+
+
 def sustained_tps(times: Sequence[float], trim_ramp_down: bool = True) -> float | None:
     """Sustained transactions per second over the steady window."""
     return sustained_rate(times, None, trim_ramp_down)
@@ -354,11 +376,20 @@ def summarize(txs: Sequence[TxObs], blocks: Sequence[BlockObs], peak_window_s: f
     ts = [by_num[n].timestamp for n in run_blocks if n in by_num]
     peak, peak_at = peak_tps(times, peak_window_s)
     steady = steady_window(times)
+    steady_instants = len({t for t in times if steady[0] <= t <= steady[1]}) if steady else 0
     t_first_submit = min((tx.submit_s for tx in txs), default=None)
     lat = [incl[tx.tx_hash] - tx.submit_s for tx in txs if tx.accepted and tx.tx_hash in incl]
+    steady_tps, steady_gps = sustained_tps(times), sustained_rate(times, gas)
+    if steady is not None and steady_instants >= MIN_STEADY_INSTANTS:
+        method, tps, gps = "steady window", steady_tps, steady_gps
+    else:
+        method = "burst (included / (last inclusion - first submit)): steady window too short"
+        tps, gps = burst_rate(times, t_first_submit), burst_rate(times, t_first_submit, gas)
     out = {
         "accounting": acc.as_dict(),
-        "tps_sustained": sustained_tps(times),
+        "tps_sustained": tps,
+        "tps_method": method,
+        "tps_steady_window_rate": steady_tps,
         "tps_peak": peak,
         "tps_peak_window_s": peak_window_s,
         "tps_steady_window_s": (steady[1] - steady[0]) if steady else None,
@@ -367,7 +398,7 @@ def summarize(txs: Sequence[TxObs], blocks: Sequence[BlockObs], peak_window_s: f
         if (peak_at is not None and t_first_submit is not None)
         else None,
         "tps_paper_formula": paper_tps(len(ok), ts),
-        "gps_sustained": sustained_rate(times, gas),
+        "gps_sustained": gps,
         "gas_per_tx_mean": (sum(gas) / len(gas)) if gas else None,
         "gas_per_tx_min": min(gas) if gas else None,
         "gas_per_tx_max": max(gas) if gas else None,

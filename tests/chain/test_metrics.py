@@ -141,3 +141,16 @@ def test_summary_of_a_small_run() -> None:
     assert s["gps_sustained"] == pytest.approx(3 * 87_000)
     assert s["tps_paper_formula"] == pytest.approx(12 / 3)
     assert s["latency_p50_s"] == pytest.approx(2.0)
+
+
+def test_a_burst_included_in_two_blocks_is_rated_from_first_submit_to_last_inclusion() -> None:
+    """1000 transfers submitted from t = 10.0, included 980 at 11.0 and 20 at 12.0: the steady window
+    (two instants) would count only the second block (20 TPS); the run's rate is the burst's."""
+    blocks = [m.BlockObs(1, 11.0, 1001, 980 * 21_000, 10**8, tuple(f"0xa{i}" for i in range(980))),
+              m.BlockObs(2, 12.0, 1002, 20 * 21_000, 10**8, tuple(f"0xb{i}" for i in range(20)))]
+    txs = [m.TxObs(h, 0, 10.0, True, None, b.number, 1, 21_000) for b in blocks for h in b.tx_hashes]
+    s = m.summarize(txs, blocks)
+    assert s["tps_steady_window_rate"] == pytest.approx(20.0)
+    assert s["tps_method"].startswith("burst")
+    assert s["tps_sustained"] == pytest.approx(1000 / 2.0)
+    assert s["gps_sustained"] == pytest.approx(1000 * 21_000 / 2.0)

@@ -117,7 +117,14 @@ def test_inclusion_times_only_for_observed_blocks(run) -> None:
             assert tx.tx_hash not in incl  # rejected, missing, or in a block never observed
     s = m.summarize(txs, blocks)
     ok_times = [incl[t.tx_hash] for t in txs if t.status == 1 and t.tx_hash in incl]
-    assert s["tps_sustained"] == m.sustained_tps(ok_times)
+    assert s["tps_steady_window_rate"] == m.sustained_tps(ok_times)
+    w = m.steady_window(ok_times)
+    if w is not None and len({t for t in ok_times if w[0] <= t <= w[1]}) >= m.MIN_STEADY_INSTANTS:
+        assert s["tps_method"] == "steady window" and s["tps_sustained"] == m.sustained_tps(ok_times)
+    else:  # too short for a steady state: the burst rate, from the first submit to the last inclusion
+        first = min((t.submit_s for t in txs), default=None)
+        assert s["tps_method"].startswith("burst")
+        assert s["tps_sustained"] == m.burst_rate(ok_times, first)
     assert s["n"] == sum(1 for t in txs if t.accepted and t.tx_hash in incl)  # latencies counted
 
 
@@ -147,8 +154,9 @@ def test_undefined_windows_are_none_and_counts_are_zero_not_errors(run) -> None:
     incl = m.inclusion_times(txs, blocks)
     instants = {incl[t.tx_hash] for t in txs if t.status == 1 and t.tx_hash in incl}
     if len(instants) < 2:
-        assert s["tps_sustained"] is None and s["gps_sustained"] is None
+        assert s["tps_steady_window_rate"] is None
     if not instants:
+        assert s["tps_sustained"] is None and s["gps_sustained"] is None
         assert s["tps_peak"] is None and s["gas_per_tx_mean"] is None
     if not any(t.accepted and t.tx_hash in incl for t in txs):
         assert s["latency_p50_s"] is None and s["latency_max_s"] is None
@@ -165,7 +173,8 @@ def test_single_block_run() -> None:
     b = m.BlockObs(7, 50.0, 1_700_000_000, 870_000, 2_500_000, tuple(f"0x{i}" for i in range(10)))
     txs = [m.TxObs(h, 0, 49.0, True, None, 7, 1, 87_000, 92_000) for h in b.tx_hashes]
     s = m.summarize(txs, [b])
-    assert s["tps_sustained"] is None and s["tps_peak"] is None  # one instant: no window
+    assert s["tps_steady_window_rate"] is None and s["tps_peak"] is None  # one instant: no window
+    assert s["tps_sustained"] == pytest.approx(10.0)  # the burst rate: 10 txs, submitted at 49, seen at 50
     assert s["tps_paper_formula"] == 10.0  # whole seconds floored at 1
     assert s["latency_p50_s"] == pytest.approx(1.0)
     assert m.utilization([b])[0]["utilization"] == pytest.approx(0.348)
