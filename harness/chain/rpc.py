@@ -188,6 +188,25 @@ class _Ws:
                 self._ws = None
 
 
+def batch_requests(ids: Sequence[int], calls: Sequence[tuple[str, Sequence[Any]]]) -> list[dict[str, Any]]:
+    """The request objects of a JSON-RPC batch, one per ``(method, params)`` with its id."""
+    return [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)} for i, (m, p) in zip(ids, calls, strict=True)]
+
+
+def batch_replies(ids: Sequence[int], calls: Sequence[tuple[str, Sequence[Any]]],
+                  replies: Any) -> list[dict[str, Any]] | None:
+    """The reply objects of a batch in call order, matched by id (a call with no reply gets an error
+    object); a whole-batch error reply (an object, not an array) stands for every call. None: the reply
+    is neither."""
+    if isinstance(replies, dict) and "error" in replies:
+        return [replies] * len(calls)
+    if not isinstance(replies, list):
+        return None
+    by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
+    return [by_id.get(i) or {"error": {"code": -32603, "message": f"no reply for {m} in batch"}}
+            for i, (m, _p) in zip(ids, calls, strict=True)]
+
+
 class Rpc:
     """JSON-RPC client bound to one endpoint: an ``http(s)://`` or ``ws(s)://`` URL, or a :class:`Path` to an
     IPC socket (see the module docstring for which transports may be shared by threads)."""
@@ -236,15 +255,11 @@ class Rpc:
         if not calls:
             return []
         ids = [next(self._ids) for _ in calls]
-        replies = self.raw([{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)}
-                            for i, (m, p) in zip(ids, calls, strict=True)])
-        if isinstance(replies, dict) and "error" in replies:
-            return [replies] * len(calls)
-        if not isinstance(replies, list):
+        replies = self.raw(batch_requests(ids, calls))
+        out = batch_replies(ids, calls, replies)
+        if out is None:
             raise RpcError("batch", f"unusable reply: {str(replies)[:200]}")
-        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
-        return [by_id.get(i) or {"error": {"code": -32603, "message": f"no reply for {m} in batch"}}
-                for i, (m, _p) in zip(ids, calls, strict=True)]
+        return out
 
     def batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """A batch whose every call must succeed: results in order, or :class:`RpcError` for the first error."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.chain import ipc
+from harness.chain.rpc import batch_replies, batch_requests
 
 #: connections to the engine opened by the event loop's proxy (each carries one request at a time)
 MAX_CONNECTIONS = 16
@@ -53,7 +54,7 @@ class AsyncEngineProxy:
         self._max = max_connections
         self._session: Any = None
         self._ids = itertools.count(1)
-        self.calls = self.reconnects = 0
+        self.reconnects = 0
 
     async def _open(self) -> Any:
         if isinstance(self.target, Path):
@@ -93,21 +94,14 @@ class AsyncEngineProxy:
     async def batch_raw(self, calls: list[tuple[str, list]]) -> list[dict]:
         if not calls:
             return []
-        self.calls += len(calls)
         ids = [next(self._ids) for _ in calls]
-        reqs = [{"jsonrpc": "2.0", "id": i, "method": m, "params": list(p)} for i, (m, p) in zip(ids, calls, strict=True)]
-        payload = reqs[0] if len(reqs) == 1 else reqs
-        replies = await self._exchange(json.dumps(payload, separators=(",", ":")).encode())
-        if isinstance(replies, dict):
-            if len(reqs) == 1:
-                replies = [replies]
-            elif "error" in replies:
-                return [replies] * len(reqs)  # a whole-batch error stands for every call
-        if not isinstance(replies, list):
+        reqs = batch_requests(ids, calls)
+        single = len(reqs) == 1
+        replies = await self._exchange(json.dumps(reqs[0] if single else reqs, separators=(",", ":")).encode())
+        out = batch_replies(ids, calls, [replies] if single and isinstance(replies, dict) else replies)
+        if out is None:
             raise EngineUnavailable(f"unusable reply: {str(replies)[:200]}")
-        by_id = {r.get("id"): r for r in replies if isinstance(r, dict)}
-        return [by_id.get(i) or {"error": {"code": -32603, "message": f"no reply for {m} in batch"}}
-                for i, (m, _p) in zip(ids, calls, strict=True)]
+        return out
 
     async def close(self) -> None:
         for c in self._idle:

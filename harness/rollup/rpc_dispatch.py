@@ -105,6 +105,11 @@ def engine_unavailable(n: int, e: BaseException) -> list[dict]:
     return [{"error": {"code": -32603, "message": f"L2 engine unavailable: {e}"}}] * n
 
 
+def _valid_id(id_: Any) -> bool:
+    """A JSON-RPC 2.0 id: a string, a number (not a boolean) or null."""
+    return isinstance(id_, (str, int, float, type(None))) and not isinstance(id_, bool)
+
+
 def _is_settlement_tag(tag: Any) -> bool:
     if isinstance(tag, dict):
         tag = tag.get("blockNumber")
@@ -166,7 +171,7 @@ class Dispatcher:
             id_, method, params = r["id"], r.get("method"), r.get("params", [])
             if not isinstance(method, str) or method not in PROXIED:
                 return None
-            if not isinstance(id_, (str, int, float, type(None))) or isinstance(id_, bool):
+            if not _valid_id(id_):
                 return None
             params = [] if params is None else params
             if not isinstance(params, list) or (self.tag_resolver is not None and self._has_tag(method, params)):
@@ -232,7 +237,7 @@ class Dispatcher:
                 continue
             id_ = r.get("id")
             method, params = r.get("method"), r.get("params", [])
-            if not isinstance(id_, (str, int, float, type(None))) or isinstance(id_, bool):
+            if not _valid_id(id_):
                 out[i] = _err(None, -32600, "invalid request: bad id")
                 continue
             if r.get("jsonrpc") != "2.0":

@@ -174,11 +174,10 @@ def test_b1_settlement_cost_scaling_factor(profile, main_run, l2_settle, l1_base
 def test_b2_peak_above_sustained(main_run, claim_report):
     m = main_run.metrics
     attach_figure("Fig 2: TPS over time (rollup, 5 instances)", plots.tps_figure(main_run, "rollup, 5 instances"))
+    times = list(inclusion_times(main_run.txs, main_run.blocks).values())
     attach_table("Fig 2 data: TPS per 1 s bin", [
-        {"t_s": t, "tps": v} for t, v in tps_series(list(inclusion_times(main_run.txs, main_run.blocks).values()),
-                                                    1.0, origin=min(t.submit_s for t in main_run.txs))])
-    resolvable, why = claims_b.peak_resolvable(list(inclusion_times(main_run.txs, main_run.blocks).values()),
-                                               m["tps_peak_window_s"])
+        {"t_s": t, "tps": v} for t, v in tps_series(times, 1.0, origin=min(t.submit_s for t in main_run.txs))])
+    resolvable, why = claims_b.peak_resolvable(times, m["tps_peak_window_s"])
     if not resolvable:
         pytest.skip(f"not measurable at this run length: {why} (peak {m['tps_peak']}, sustained "
                     f"{m['tps_sustained']} TPS, {m['run_blocks']} run blocks)")
