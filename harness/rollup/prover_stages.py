@@ -90,21 +90,30 @@ class ProveStages:
         reset = self.prover_reset.is_set
         # catch up: replay (and check) every batch already proven on L1 (or whose proof awaits its
         # confirmations), from L1's data
+        # prover_done is raised under the pipeline lock in the same hold that reads the batch's status: the
+        # confirmer demotes a batch under that lock and then restarts the prover if prover_done covers it,
+        # so a reorg of a batch this stage is replaying (or has replayed) is never missed, whichever of the
+        # two comes first (raised after the read, a loss detected in between went unnoticed and the batch
+        # was never proven again)
         done = self.prover_done = 0
         while not self.stop_event.is_set():
             with self.lock:
                 rec = self.batches.get(done + 1)
                 sent = rec is not None and self.confirmer.is_inflight("prove", rec["number"])
-            if rec is None or not (rec["status"] in ("proven", "executed") or sent):
-                break
+                if rec is None or not (rec["status"] in ("proven", "executed") or sent):
+                    break
+                self.prover_done = done + 1
             self._replay_on_prover(self.published(rec["number"], reset), ptree)
-            done = self.prover_done = done + 1
+            done += 1
         while not self.stop_event.is_set():
             if reset():
                 raise StageAbort("an L1 reorg undid a commit or a proof: the prover starts over")
             with self.lock:
                 rec = copy.deepcopy(self.batches.get(done + 1) or {})
-            if rec.get("status") != "committed" or self.confirmer.is_inflight("prove", done + 1):
+                take = rec.get("status") == "committed" and not self.confirmer.is_inflight("prove", done + 1)
+                if take:
+                    self.prover_done = done + 1  # from here its tree holds batch n (a reorg of n must restart it)
+            if not take:
                 self.stop_event.wait(0.05)
                 continue
             n = rec["number"]
@@ -115,7 +124,6 @@ class ProveStages:
             t0 = time.perf_counter()
             try:
                 pub = self.published(n, abort)
-                self.prover_done = n  # from here its tree holds batch n (a reorg of n must restart it)
                 self._replay_on_prover(pub, ptree)
             except ProofRefused as e:
                 with self.lock:

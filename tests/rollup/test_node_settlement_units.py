@@ -77,3 +77,31 @@ def test_a_persisted_refusal_for_not_committed_on_l1_is_cleared_a_real_one_stays
     assert "not committed" in p.batches[1]["refusal_cleared"]["refusal"]
     q = make(2, [_rec(1, "refused", refusal="batch 1: re-executed root 0x12 != L1 newRoot 0x34")])
     assert q.halted and "refused (persisted)" in q.halted and q.batches[1]["status"] == "refused"
+
+
+def test_a_proof_undone_while_the_prover_replays_that_batch_restarts_the_prover(make) -> None:
+    """The race behind a node that never proved again after an L1 reorg (test_l1_reorg, 1 run in 3): the
+    prover, starting over, is replaying batch 1 (proven on L1) when the confirmer finds that proof undone.
+    The prover must start over once more (its tree holds batch 1, which must be proven again), not go on to
+    batch 2 with batch 1 left unproven forever."""
+    from types import SimpleNamespace
+
+    from harness.rollup.pipeline_common import StageAbort
+
+    p = make(2, [_rec(1, "proven", commit=_step(10), prove=_step(11)), _rec(2, "committed", commit=_step(12))])
+    p.confirmer._rebuild = lambda n, step: None  # L1 (as read now) no longer has batch 1's proof
+    p.published = lambda n, abort=None: SimpleNamespace(batch_number=n)
+    replayed: list[int] = []
+
+    def replay(pub, tree) -> None:
+        replayed.append(pub.batch_number)
+        if pub.batch_number == 1:  # the confirmer's deep scan, while this batch is being replayed
+            p.confirmer._lost_confirmed(1, "prove", dict(p.batches[1]["prove"]))
+        else:
+            p.stop_event.set()  # went on past batch 1: end the stage (the assertion below fails)
+
+    p._replay_on_prover = replay
+    with pytest.raises(StageAbort):
+        p._prover()
+    assert replayed == [1] and p.batches[1]["status"] == "committed"
+    assert p._next_to_send("prove")["number"] == 1
