@@ -280,7 +280,8 @@ class Node:
         self.pipeline.start()
         self.rpc = RpcServer(cfg.host, cfg.port, self._handlers(), self.engine.rpc.batch_raw,
                              self.sequencer.submit_many, CLIENT_VERSION, tag_resolver=self.pipeline.tag_block,
-                             clock=self.intake_clock, engine_target=self.engine.endpoint)
+                             clock=self.intake_clock, engine_target=self.engine.endpoint,
+                             announce_intake=self.wal.announce, adopt_intake=self.wal.adopt)
         self.rpc.start()
 
     def _replay_recorded(self, raw: dict[str, bytes], limit: int | None) -> tuple[int, int | None]:

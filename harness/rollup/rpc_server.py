@@ -105,10 +105,16 @@ class RpcServer:
                  proxy_batch: Callable[[list[tuple[str, list]]], list[dict]],
                  submit_raw: Callable[[list[bytes]], list], client_version: str,
                  tag_resolver: Callable[[str], int] | None = None, clock: StageClock | None = None,
-                 engine_target: str | Path | None = None) -> None:
+                 engine_target: str | Path | None = None,
+                 announce_intake: Callable[[], Callable[[], None]] | None = None,
+                 adopt_intake: Callable[[Callable[[], None] | None], None] | None = None) -> None:
         """``engine_target``: the engine's IPC socket path or HTTP URL, for read-only calls proxied from
         the event loop (:mod:`harness.rollup.async_proxy`); None: every call goes through ``proxy_batch``
-        on a dispatch thread."""
+        on a dispatch thread. ``announce_intake`` / ``adopt_intake`` (the WAL's ``announce`` / ``adopt``):
+        a body that carries a raw tx is announced to the WAL's group commit when it arrives, on the loop,
+        and the announcement is handed to the dispatch thread that takes it, so a sync leader waits for
+        requests still queued for a thread, not only for those already decoding."""
+        self.announce_intake, self.adopt_intake = announce_intake, adopt_intake
         self.clock = clock if clock is not None else StageClock()
         self.engine_target = engine_target
         self.loop_proxy: AsyncEngineProxy | None = None
@@ -246,12 +252,18 @@ class RpcServer:
             return web.Response(status=204)
         return web.Response(status=200, text=_dumps(reply), headers=JSON_HEADERS)
 
-    def _timed_handle(self, queued_at: float, body: bytes | str, extra: dict | None) -> Any:
+    def _timed_handle(self, queued_at: float, body: bytes | str, extra: dict | None,
+                      arrived: Callable[[], None] | None = None) -> Any:
         t0 = time.perf_counter()
         self.clock.record("dispatch_queue", t0 - queued_at)
+        if arrived is not None:
+            self.adopt_intake(arrived)
         try:
             return self.dispatcher.handle_body(body, extra)
         finally:
+            if arrived is not None:
+                self.adopt_intake(None)
+                arrived()
             self.clock.record("dispatch_run", time.perf_counter() - t0)
 
     async def _dispatch(self, body: bytes | str, extra: dict | None = None) -> Any:
@@ -259,13 +271,20 @@ class RpcServer:
             plan = self.dispatcher.proxy_plan(body)
             if plan is not None:
                 return await self._proxy_on_loop(plan)
+        arrived = None
+        if self.announce_intake is not None and self.adopt_intake is not None and (
+                (b"sendRaw" if isinstance(body, bytes) else "sendRaw") in body):
+            arrived = self.announce_intake()
         try:
             async with self._inflight:
                 return await self.loop.run_in_executor(self.pool, self._timed_handle, time.perf_counter(), body,
-                                                       extra)
+                                                       extra, arrived)
         except Exception as e:  # noqa: BLE001 - last line of defence
             log.exception("internal error")
             return _err(None, -32603, f"internal error: {type(e).__name__}")
+        finally:
+            if arrived is not None:  # a cancelled or failed hand-off: never leave it counted
+                arrived()
 
     async def _proxy_on_loop(self, plan: Any) -> Any:
         t0 = time.perf_counter()

@@ -89,6 +89,33 @@ def test_wal_leader_gathers_announced_callers_into_one_sync(tmp_path) -> None:
     assert [p for _, p in TxWal(tmp_path / "wal.log").records] == [b"lone", b"a", b"b", b"d"]
 
 
+def test_wal_announcement_handed_to_another_thread_is_adopted_once(tmp_path) -> None:
+    """The RPC server announces a body carrying txs on its event loop and hands the announcement to the
+    dispatch thread (adopt): that thread's next announce() is the same announcement (counted once), the
+    one after it is new, and the server's own arrived() after the request is a no-op."""
+    wal = TxWal(tmp_path / "wal.log")
+    early = wal.announce()
+    assert wal._coming == 1  # noqa: SLF001
+    got: list = []
+
+    def dispatch() -> None:
+        wal.adopt(early)
+        got.append(wal.announce())  # what Sequencer.submit_many does
+        got.append(wal.announce())
+        wal.adopt(None)
+
+    t = threading.Thread(target=dispatch)
+    t.start()
+    t.join(10)
+    assert got[0] is early and got[1] is not early and wal._coming == 2  # noqa: SLF001
+    got[0]()
+    got[1]()
+    early()  # idempotent
+    assert wal._coming == 0  # noqa: SLF001
+    assert wal.announce() is not early  # the adoption was for the dispatch thread only
+    wal.close()
+
+
 def test_decode_accepts_typed_and_eip155_legacy() -> None:
     tx = decode_raw(signed(gas=50_000))
     assert (tx.chain_id, tx.nonce, tx.gas) == (270, 3, 50_000)
