@@ -116,6 +116,35 @@ def _is_settlement_tag(tag: Any) -> bool:
     return isinstance(tag, str) and tag in SETTLEMENT_TAGS
 
 
+def _map_tags(method: str, params: list, fn: Callable[[Any], Any]) -> list:
+    """``params`` with ``fn`` applied to each block-tag parameter of ``method`` (the one TAG_PARAM names,
+    or a filter's fromBlock / toBlock); a new list when there is one, ``params`` itself when not."""
+    i = TAG_PARAM.get(method)
+    if i is not None and len(params) > i:
+        params = list(params)
+        params[i] = fn(params[i])
+    elif method in FILTER_METHODS and params and isinstance(params[0], dict):
+        f = dict(params[0])
+        for k in ("fromBlock", "toBlock"):
+            if k in f:
+                f[k] = fn(f[k])
+        params = [f, *params[1:]]
+    return params
+
+
+def _has_settlement_tag(method: str, params: list) -> bool:
+    """Whether any block-tag parameter of the call is a settlement tag (the same walk as rewrite_tags)."""
+    found = False
+
+    def see(tag: Any) -> Any:
+        nonlocal found
+        found = found or _is_settlement_tag(tag)
+        return tag
+
+    _map_tags(method, params, see)
+    return found
+
+
 class ProxyPlan:
     """A body whose every request is a well-formed call (with an id) of a proxied method and holds no
     settlement tag: it can be answered by the engine alone (:meth:`Dispatcher.proxy_plan`)."""
@@ -174,19 +203,10 @@ class Dispatcher:
             if not _valid_id(id_):
                 return None
             params = [] if params is None else params
-            if not isinstance(params, list) or (self.tag_resolver is not None and self._has_tag(method, params)):
+            if not isinstance(params, list) or (self.tag_resolver is not None and _has_settlement_tag(method, params)):
                 return None
             calls.append((id_, method, params))
         return ProxyPlan(isinstance(req, list), calls)
-
-    @staticmethod
-    def _has_tag(method: str, params: list) -> bool:
-        i = TAG_PARAM.get(method)
-        if i is not None:
-            return len(params) > i and _is_settlement_tag(params[i])
-        if method in FILTER_METHODS and params and isinstance(params[0], dict):
-            return any(_is_settlement_tag(params[0].get(k)) for k in ("fromBlock", "toBlock"))
-        return False
 
     def handle_body(self, body: bytes | str, extra: dict[str, Callable[[list], Any]] | None = None) -> Any:
         """Decode one JSON-RPC body (a request or a batch) and return the reply (None: notifications only)."""
@@ -215,17 +235,7 @@ class Dispatcher:
         """Replace settlement tags (safe / finalized) in a proxied call's params by L2 block numbers."""
         if self.tag_resolver is None:
             return params
-        i = TAG_PARAM.get(method)
-        if i is not None and len(params) > i:
-            params = list(params)
-            params[i] = self._resolve(params[i])
-        elif method in FILTER_METHODS and params and isinstance(params[0], dict):
-            f = dict(params[0])
-            for k in ("fromBlock", "toBlock"):
-                if k in f:
-                    f[k] = self._resolve(f[k])
-            params = [f, *params[1:]]
-        return params
+        return _map_tags(method, params, self._resolve)
 
     def handle_many(self, reqs: list, extra: dict[str, Callable[[list], Any]] | None = None) -> list[dict]:
         out: list[dict | None] = [None] * len(reqs)
