@@ -17,8 +17,9 @@ thread reads L1's head every ``NodeConfig.l1_poll_s`` and, per step in batch ord
 About once a second it also reads L1's ``finalized`` block (the node's ``finalized`` tag follows it) and
 re-checks the blocks of every step already counted done above it: a reorg deeper than the confirmation
 depth demotes the batch to the status L1 now has for it (the undone steps move to ``l1_reorged``) and the
-stages send them again. A commit or prove undone restarts the prover (its replay tree and engine are past
-that batch). None of this is a halt: only re-execution disagreeing with L1's published data halts.
+stages send them again; receipts of later steps still awaiting confirmation go with it (mined after it,
+so gone too) and are recorded as lost as well. A commit or prove undone restarts the prover (its replay
+tree and engine are past that batch). None of this is a halt: only re-execution disagreeing with L1's published data halts.
 """
 
 from __future__ import annotations
@@ -229,10 +230,13 @@ class Confirmer:
             self.finalized, self.finalized_source = fin, src
 
     # -- losses --------------------------------------------------------------------------------------------
-    def _record(self, n: int, step: str, result: dict, phase: str, re_included: bool) -> None:
+    def _record(self, n: int, step: str, result: dict, phase: str, re_included: bool,
+                cause: str | None = None) -> None:
         entry = {"step": step, "batch": n, "tx_hash": result.get("tx_hash"),
                  "block_number": result.get("block_number"), "block_hash": result.get("block_hash"),
                  "phase": phase, "re_included": re_included, "detected_at": time.time()}
+        if cause:
+            entry["cause"] = cause
         self.reorg_count += 1
         self.reorgs = (self.reorgs + [entry])[-50:]
         with self.p.lock:
@@ -255,11 +259,28 @@ class Confirmer:
         got = self.p.l1.step_tx(n, step)
         return recovered_l1_result(got) if got is not None else None
 
-    def _drop_inflight(self, steps: tuple[str, ...], n: int) -> None:
+    def _drop_inflight(self, steps: tuple[str, ...], n: int, lost: tuple[str, int]) -> None:
+        """Forget the receipts awaiting confirmation for ``steps`` of batches >= n: the stages send them again.
+        Each was mined after ``lost`` (L1 takes a batch's steps in order), so the reorg that undid ``lost``
+        took it too; its loss is recorded like any other (a later receipt never vanishes unrecorded), unless
+        its block is somehow still canonical (then it is only logged; the stage's send finds it done on L1)."""
         with self.p.lock:
-            for s in steps:
-                for m in [m for m in self.inflight[s] if m >= n]:
-                    del self.inflight[s][m]
+            dropped = [self.inflight[s].pop(m) for s in steps for m in sorted(self.inflight[s]) if m >= n]
+        dropped = [q for q in dropped if (q.step, q.n) != lost]
+        if not dropped:
+            return
+        try:
+            hashes = self.p.l1.block_hashes(sorted({q.result["block_number"] for q in dropped}))
+        except Exception as e:  # noqa: BLE001 - L1 unreadable now: counted as lost (the stage sends it again)
+            log.warning("could not re-read the blocks of %d dropped receipts: %s", len(dropped), e)
+            hashes = {}
+        cause = f"mined after batch {lost[1]} {lost[0]}, which the reorg undid"
+        for q in dropped:
+            if hashes.get(q.result["block_number"]) == q.result.get("block_hash"):
+                log.warning("batch %d %s tx %s awaited confirmation in a block L1 still has, after batch %d %s was "
+                            "undone: sent again", q.n, q.step, q.result.get("tx_hash"), lost[1], lost[0])
+                continue
+            self._record(q.n, q.step, q.result, "unconfirmed", False, cause)
 
     def _maybe_reset_prover(self, step: str, n: int) -> None:
         """The prover's replay tree holds batches 1..prover_done: undoing a commit or proof among them sends
@@ -273,7 +294,7 @@ class Confirmer:
         if again is not None:
             q.result = again  # confirm the new block instead
             return
-        self._drop_inflight((q.step,), q.n)
+        self._drop_inflight((q.step,), q.n, (q.step, q.n))
         self._maybe_reset_prover(q.step, q.n)
         self.p.wake.set()
 
@@ -321,7 +342,7 @@ class Confirmer:
             self.p.save(rec)
             for _, _, key in (STEP_STATUS[s] for s in steps):
                 self.p.l1_totals[key] = min(self.p.l1_totals.get(key, 0), n - 1)
-        self._drop_inflight(steps, n)
+        self._drop_inflight(steps, n, (step, n))
         self._maybe_reset_prover(step, n)
         self.p.wake.set()
 

@@ -115,9 +115,12 @@ def test_l1_reorgs_under_load_lose_nothing_and_recommit(epoch_l1, rollup_node_fa
             head = _l1_head(epoch_l1.url)
             rpc_call(epoch_l1.url, "anvil_reorg", [REORG_DEPTHS[0], []])
             reorgs.append({"depth": REORG_DEPTHS[0], "head": head, "commit_awaiting": pending})
-            # reorg 2: once a step mined after reorg 1 has counted (CONFIRMATIONS deep), deep enough to undo it
-            step = _wait(lambda: _recent_confirmed(url, _l1_head(epoch_l1.url) - (REORG_DEPTHS[1] - 2)), 30,
-                         "no step confirmed after reorg 1", url)
+            # reorg 2: once a step mined after reorg 1 has counted (CONFIRMATIONS deep), deep enough to undo it.
+            # "After": above reorg 1's head (anvil_reorg keeps the height, so the blocks up to it are reorg 1's
+            # empty ones); a record the node still holds for a block reorg 1 replaced is not that step
+            first_after = head + 1
+            step = _wait(lambda: _recent_confirmed(url, max(first_after, _l1_head(epoch_l1.url) - (REORG_DEPTHS[1] - 2))),
+                         30, "no step confirmed after reorg 1", url)
             head = _l1_head(epoch_l1.url)
             rpc_call(epoch_l1.url, "anvil_reorg", [REORG_DEPTHS[1], []])
             reorgs.append({"depth": REORG_DEPTHS[1], "head": head, "confirmed_step": step})

@@ -105,3 +105,29 @@ def test_a_proof_undone_while_the_prover_replays_that_batch_restarts_the_prover(
         p._prover()
     assert replayed == [1] and p.batches[1]["status"] == "committed"
     assert p._next_to_send("prove")["number"] == 1
+
+
+def test_receipts_dropped_with_an_undone_step_are_recorded_as_lost(make) -> None:
+    """The loss behind test_l1_reorg's "not both kinds of loss seen" (1 run in ~10): two reorgs before the
+    confirmer's next look at its awaiting receipts; the deep scan finds batch 3's counted commit undone and drops
+    batch 4's awaiting commit with it (mined later, so gone too). That drop must be recorded like any other loss,
+    not vanish from the batch's history."""
+    from types import SimpleNamespace
+
+    p = make(2, [_rec(3, "committed", commit=_step(13)), _rec(4, "sealed")])
+    p.confirmer._rebuild = lambda n, step: None  # L1 (as read now) has neither commit
+    p.l1 = SimpleNamespace(block_hashes=lambda ns: {b: "0x" + "ee" * 32 for b in ns})  # every block replaced
+    p._submitted("commit", 4, _step(16), {"commit": 0.5})
+    p.confirmer._lost_confirmed(3, "commit", dict(p.batches[3]["commit"]))
+    assert p.batches[3]["status"] == "sealed" and p.confirmer.inflight["commit"] == {}
+    assert [e["phase"] for e in p.batches[3]["l1_reorged"]] == ["confirmed"]
+    (lost,) = p.batches[4]["l1_reorged"]
+    assert lost["phase"] == "unconfirmed" and lost["block_number"] == 16 and not lost["re_included"]
+    assert "batch 3 commit" in lost["cause"] and p.confirmer.reorg_count == 2
+    assert [q["number"] for q in (p._next_to_send("commit"),)] == [3]  # both are sent again, in order
+    # a receipt whose block L1 still has is dropped (sent again, found done) but not counted as lost
+    p._submitted("commit", 4, _step(17), {"commit": 0.5})
+    p.batches[3] = _rec(3, "committed", commit=_step(14))
+    p.l1 = SimpleNamespace(block_hashes=lambda ns: {b: _step(b)["block_hash"] for b in ns if b != 14})
+    p.confirmer._lost_confirmed(3, "commit", dict(p.batches[3]["commit"]))
+    assert len(p.batches[4]["l1_reorged"]) == 1 and p.confirmer.inflight["commit"] == {}
