@@ -19,7 +19,8 @@ re-checks the blocks of every step already counted done above it: a reorg deeper
 depth demotes the batch to the status L1 now has for it (the undone steps move to ``l1_reorged``) and the
 stages send them again; receipts of later steps still awaiting confirmation go with it (mined after it,
 so gone too) and are recorded as lost as well. A commit or prove undone restarts the prover (its replay
-tree and engine are past that batch). None of this is a halt: only re-execution disagreeing with L1's published data halts.
+tree and engine are past that batch). None of this is a halt: only re-execution disagreeing with L1's
+published data halts.
 """
 
 from __future__ import annotations
@@ -259,11 +260,13 @@ class Confirmer:
         got = self.p.l1.step_tx(n, step)
         return recovered_l1_result(got) if got is not None else None
 
-    def _drop_inflight(self, steps: tuple[str, ...], n: int, lost: tuple[str, int]) -> None:
-        """Forget the receipts awaiting confirmation for ``steps`` of batches >= n: the stages send them again.
-        Each was mined after ``lost`` (L1 takes a batch's steps in order), so the reorg that undid ``lost``
-        took it too; its loss is recorded like any other (a later receipt never vanishes unrecorded), unless
-        its block is somehow still canonical (then it is only logged; the stage's send finds it done on L1)."""
+    def _drop_inflight(self, steps: tuple[str, ...], n: int) -> None:
+        """Batch ``n``'s ``steps[0]`` was lost: forget the receipts awaiting confirmation for ``steps`` of
+        batches >= n (the stages send them again). Each was mined after the lost step (L1 takes a batch's
+        steps in order), so the reorg that undid it took them too; each loss is recorded like any other (a
+        later receipt never vanishes unrecorded), unless its block is somehow still canonical (then it is only
+        logged; the stage's send finds it done on L1)."""
+        lost = (steps[0], n)
         with self.p.lock:
             dropped = [self.inflight[s].pop(m) for s in steps for m in sorted(self.inflight[s]) if m >= n]
         dropped = [q for q in dropped if (q.step, q.n) != lost]
@@ -294,7 +297,7 @@ class Confirmer:
         if again is not None:
             q.result = again  # confirm the new block instead
             return
-        self._drop_inflight((q.step,), q.n, (q.step, q.n))
+        self._drop_inflight((q.step,), q.n)
         self._maybe_reset_prover(q.step, q.n)
         self.p.wake.set()
 
@@ -342,7 +345,7 @@ class Confirmer:
             self.p.save(rec)
             for _, _, key in (STEP_STATUS[s] for s in steps):
                 self.p.l1_totals[key] = min(self.p.l1_totals.get(key, 0), n - 1)
-        self._drop_inflight(steps, n, (step, n))
+        self._drop_inflight(steps, n)
         self._maybe_reset_prover(step, n)
         self.p.wake.set()
 
